@@ -1,0 +1,1 @@
+"""TAVI geometry in millimetres: annulus frame, pigtail binding, deviations, extraction (no ROS)."""
