@@ -25,14 +25,16 @@ stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 req_stamp="$(stamp_of requirements.txt)"
 if [ "$(cat "$venv/.req-stamp" 2>/dev/null)" != "$req_stamp" ]; then
   say "installing pinned dependencies (requirements.txt; first run takes a few minutes)"
-  "$vpy" -m pip install -q --disable-pip-version-check -r requirements.txt 2>&1 | grep -v "is ignored: it is neither" || true
+  mkdir -p build
+  "$vpy" -m pip install --disable-pip-version-check -r requirements.txt > build/pip.log 2>&1 \
+    || { grep -v "is ignored: it is neither" build/pip.log | tail -40; say "pip install failed"; exit 1; }
   "$vpy" -c "import rclpy, torch, onnxruntime, cv2, filterpy, rosbags" \
     || { say "dependency install failed"; exit 1; }
   # The wheels' exported CMake files name the include paths of the machine that built them; CMake
   # rejects non-existent include paths, so point them at this interpreter's and numpy's.
   pyinc="$("$vpy" -c "import sysconfig; print(sysconfig.get_paths()['include'])")"
   npinc="$("$vpy" -c "import numpy; print(numpy.get_include())")"
-  grep -rl --include=*.cmake "/opt/python/cp311-cp311/" "$venv/share" 2>/dev/null | while read -r f; do
+  { grep -rl --include=*.cmake "/opt/python/cp311-cp311/" "$venv/share" 2>/dev/null || true; } | while read -r f; do
     sed -i -e "s#/opt/python/cp311-cp311/include/python3.11#$pyinc#g" \
            -e "s#/opt/python/cp311-cp311/lib/python3.11/site-packages/numpy/_core/include#$npinc#g" "$f"
   done
@@ -61,8 +63,9 @@ fi
 pkg_stamp="$(stamp_of setup.py setup.cfg)"
 if [ "$(cat "$venv/.pkg-stamp" 2>/dev/null)" != "$pkg_stamp" ]; then
   say "installing tavi_perception (editable)"
-  "$vpy" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e . 2>&1 \
-    | grep -v "is ignored: it is neither" || true
+  mkdir -p build
+  "$vpy" -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e . > build/pip-e.log 2>&1 \
+    || { tail -40 build/pip-e.log; say "editable install failed"; exit 1; }
   echo "$pkg_stamp" > "$venv/.pkg-stamp"
 fi
 
