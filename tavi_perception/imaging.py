@@ -109,4 +109,3 @@ def numpy_to_image(array: np.ndarray, encoding: str, header: Header | None = Non
     msg.step = msg.width * channels * dtype.itemsize
     msg.data = np.ascontiguousarray(arr, dtype=dtype.newbyteorder("<")).tobytes()
     return msg
-

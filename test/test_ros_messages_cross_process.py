@@ -17,7 +17,9 @@ from tavi_msgs.msg import Guidance
 
 pytestmark = pytest.mark.ros
 
-LATCHED = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
+LATCHED = QoSProfile(
+    depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
 ECHO_NODE = Path(__file__).parent / "nodes" / "guidance_echo.py"
 
 
