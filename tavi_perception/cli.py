@@ -10,7 +10,22 @@ import importlib
 import sys
 
 # name -> (module, one-line summary)
-COMMANDS: dict[str, tuple[str, str]] = {}
+COMMANDS: dict[str, tuple[str, str]] = {
+    "demo": (
+        "tavi_perception.ros.demo",
+        "the simulated procedure through real ROS 2 nodes; report in runs/<name>/",
+    ),
+    "bag": ("tavi_perception.ros.bag", "rosbag2 (MCAP/sqlite3) record | play | info"),
+    "dataset": ("tavi_perception.sim.dataset", "synthetic fluoroscopy + COCO keypoints + true geometry"),
+    "sim-montage": ("tavi_perception.sim.montage", "PNG of simulator renders with the truth drawn"),
+    "train": ("tavi_perception.model.train", "train a keypoint network (ours or the baseline); resumable"),
+    "eval": ("tavi_perception.model.evaluate", "keypoint detection/localisation metrics on a dataset"),
+    "export": ("tavi_perception.model.export", "checkpoint -> ONNX + torch weights + metadata JSON"),
+    "eval-tracking": (
+        "tavi_perception.tracking.eval",
+        "tracker + geometry on simulated sequences vs the truth",
+    ),
+}
 
 
 def _usage() -> str:

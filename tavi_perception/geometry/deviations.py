@@ -1,0 +1,81 @@
+"""Catheter and stent deviations from the annulus (DESIGN.md §3), pure functions on image points.
+
+All inputs are image pixels; outputs are millimetres at the isocentre and degrees.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tavi_perception.geometry.frames import AnnulusFrame, angle_between_deg
+
+
+@dataclass(frozen=True)
+class CatheterDeviation:
+    tip_depth_mm: float  # CT depth in the annulus frame (+ = ventricular side)
+    tip_lateral_mm: float  # CT lateral offset in the annulus frame
+    coaxiality_deg: float  # unsigned angle between CD->CT and the root axis, 0..180
+
+
+@dataclass(frozen=True)
+class StentDeviation:
+    fe1_depth_mm: float
+    fe2_depth_mm: float
+    mean_depth_mm: float
+    asymmetry_mm: float  # |FE1 depth - FE2 depth|
+    tilt_deg: float  # FE1->FE2 against AA1->AA2, signed (+ = FE2 deeper than FE1), (-90, 90]
+
+
+def catheter_deviation(
+    frame: AnnulusFrame, ct_px: np.ndarray, cd_px: np.ndarray, root_axis: np.ndarray, mm_per_px: float
+) -> CatheterDeviation:
+    """Tip position in the annulus frame and coaxiality of the delivery axis (CD->CT) with the root axis.
+
+    ``root_axis`` is the direction from the STJ midpoint to the annulus origin (image frame); a delivery
+    system advancing straight down the root has coaxiality 0°.
+    """
+    lateral_mm, depth_mm = frame.to_annulus_mm(ct_px, mm_per_px)
+    delivery_axis = np.asarray(ct_px, dtype=float) - np.asarray(cd_px, dtype=float)
+    return CatheterDeviation(depth_mm, lateral_mm, angle_between_deg(delivery_axis, root_axis))
+
+
+def signed_tilt_deg(frame: AnnulusFrame, fe1_px: np.ndarray, fe2_px: np.ndarray) -> float:
+    """Angle of FE1->FE2 against the annulus x axis (AA1->AA2), wrapped to (-90, 90].
+
+    Positive when FE2 lies deeper (towards the ventricle) than FE1 along the edge direction; the wrap
+    makes the result independent of which frame edge was labelled 1.
+    """
+    v = np.asarray(fe2_px, dtype=float) - np.asarray(fe1_px, dtype=float)
+    if float(np.hypot(*v)) < 1e-9:
+        raise ValueError("FE1 and FE2 coincide: stent edge direction undefined")
+    angle = math.degrees(math.atan2(float(v @ frame.y_axis), float(v @ frame.x_axis)))
+    if angle > 90.0:
+        angle -= 180.0
+    elif angle <= -90.0:
+        angle += 180.0
+    return angle
+
+
+def stent_deviation(
+    frame: AnnulusFrame, fe1_px: np.ndarray, fe2_px: np.ndarray, mm_per_px: float
+) -> StentDeviation:
+    """Frame-edge depths, their mean, asymmetry and tilt in the annulus frame."""
+    _, d1 = frame.to_annulus_mm(fe1_px, mm_per_px)
+    _, d2 = frame.to_annulus_mm(fe2_px, mm_per_px)
+    return StentDeviation(d1, d2, 0.5 * (d1 + d2), abs(d1 - d2), signed_tilt_deg(frame, fe1_px, fe2_px))
+
+
+def capsule_retraction_mm(cp_px: np.ndarray, cd_px: np.ndarray, mm_per_px: float, closed_mm: float) -> float:
+    """Closed-capsule CP-CD reference minus the current CP-CD distance [mm]."""
+    distance_px = float(np.hypot(*(np.asarray(cd_px, dtype=float) - np.asarray(cp_px, dtype=float))))
+    return closed_mm - distance_px * mm_per_px
+
+
+def deployment_fraction(retraction_mm: float, frame_height_mm: float) -> float:
+    """Capsule retraction over the valve frame height, clipped to 0..1."""
+    if frame_height_mm <= 0:
+        raise ValueError("valve frame height must be positive")
+    return float(min(max(retraction_mm / frame_height_mm, 0.0), 1.0))

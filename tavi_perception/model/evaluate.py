@@ -1,0 +1,92 @@
+"""``tavi-perception eval``: detection and localisation metrics of a model on annotated frames.
+
+Every frame goes through the inference engine exactly as the perception node runs it (the same
+pre-processing, graph and post-processing), so the figures are those of the shipped pipeline.
+``--baseline`` evaluates a second model in the same run and prints both side by side. The metric
+definitions are in ``model.metrics`` (DESIGN.md §6). With ``--json`` the last line of the output is
+one JSON object: the overall figures of ``--model`` (precision, recall, f1, mean_error_px, loc_acc_5px,
+loc_acc_5pct, tp, fp, fn), ``frames``, ``groups``, ``keypoints``, and ``baseline`` when given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from tavi_perception.inference.engines import BACKENDS, create_engine
+from tavi_perception.model.datasets import DatasetError, Sample, load_samples, read_image
+from tavi_perception.model.metrics import compute_metrics, format_table, json_safe
+
+
+def evaluate_model(
+    model_path: Path, samples: list[Sample], backend: str = "auto", threads: int = 2, threshold: float = 0.5
+) -> tuple[dict, str]:
+    """(metrics, backend string) of one model over ``samples``."""
+    engine = create_engine(model_path, backend=backend, threads=threads)
+    xy = np.zeros((len(samples), 11, 2))
+    vis = np.zeros((len(samples), 11))
+    for i, s in enumerate(tqdm(samples, desc=f"eval {model_path.name}", file=sys.stderr, leave=False)):
+        det = engine.infer(read_image(s.image_path))
+        xy[i], vis[i] = det.xy_px, det.visibility
+    gt_xy = np.stack([s.xy_px for s in samples])
+    gt_vis = np.stack([s.visible for s in samples])
+    wh = np.array([[s.width, s.height] for s in samples])
+    return compute_metrics(gt_xy, gt_vis, xy, vis, wh, threshold), engine.backend
+
+
+def summary(metrics: dict, model_path: Path, backend: str) -> dict:
+    return {
+        **metrics["overall"],
+        "frames": metrics["frames"],
+        "model": str(model_path),
+        "backend": backend,
+    } | {
+        "groups": metrics["groups"],
+        "keypoints": metrics["keypoints"],
+    }
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="tavi-perception eval", description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True, type=Path, help="model: .onnx (ONNX Runtime) or .pt (torch)")
+    p.add_argument("--data", required=True, type=Path, help="annotated frames: dataset folder or COCO JSON")
+    p.add_argument("--baseline", type=Path, help="a second model evaluated beside --model")
+    p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
+    p.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
+    p.add_argument("--threads", type=int, default=2, help="inference threads (default: 2)")
+    p.add_argument("--threshold", type=float, default=0.5, help="visibility threshold (default: 0.5)")
+    p.add_argument("--limit", type=int, help="evaluate only the first N frames")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if not 0.0 < args.threshold < 1.0:
+        print("tavi-perception eval: --threshold must be in (0, 1)", file=sys.stderr)
+        return 2
+    try:
+        samples = load_samples(args.data)[: args.limit]
+        results, backends = {}, {}
+        for label, path in (("model", args.model), ("baseline", args.baseline)):
+            if path is not None:
+                results[label], backends[label] = evaluate_model(
+                    path, samples, args.backend, args.threads, args.threshold
+                )
+    except (DatasetError, FileNotFoundError, ValueError) as err:
+        print(f"tavi-perception eval: {err}", file=sys.stderr)
+        return 2
+    labels = {
+        "model": args.model.stem,
+        "baseline": f"{args.baseline.stem} (baseline)" if args.baseline else "",
+    }
+    title = f"{args.data}: {len(samples)} frames, visibility threshold {args.threshold}, errors at 512² px"
+    print(format_table({labels[k]: v for k, v in results.items()}, title=title))
+    if args.json:
+        out = summary(results["model"], args.model, backends["model"])
+        if "baseline" in results:
+            out["baseline"] = summary(results["baseline"], args.baseline, backends["baseline"])
+        print(json.dumps(json_safe(out)))
+    return 0

@@ -1,0 +1,236 @@
+"""Keypoint networks in plain torch: our light stride-4 heatmap net and the published ResNet-34 baseline.
+
+Both networks take a ``(B, 1, S, S)`` standardised image (see ``inference.processing``) and return a dict
+of raw training outputs from ``forward``. ``decode`` turns those into one deploy form shared by every
+architecture: normalised coordinates ``(B, 11, 2)`` (0..1 of the input width/height, corner origin),
+point visibility ``(B, 11)`` and group probability ``(B, 3)``. :class:`DeployModel` wraps a network so
+that this decoding is part of the exported ONNX graph and the engines need no per-architecture code.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import Tensor, nn
+
+from tavi_perception.keypoints import GROUP_MEMBERS, NUM_KEYPOINTS, Group
+
+ARCHITECTURES = ("heatmap", "baseline")
+HEATMAP_STRIDE = 4
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild a network; stored in checkpoints and in the ONNX metadata."""
+
+    arch: str = "heatmap"
+    input_size: int = 256  # [px] square network input
+    widths: tuple[int, ...] = (24, 48, 96, 160, 256)  # heatmap net: channels at strides 2, 4, 8, 16, 32
+    decoder_channels: int = 64  # heatmap net: channels of the top-down path at strides 8-32
+    head_channels: int = 32  # heatmap net: channels at stride 4 (heatmap resolution)
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"unknown architecture {self.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
+        if self.input_size % 32 or self.input_size < 64:
+            raise ValueError(f"input_size must be a multiple of 32 and >= 64, got {self.input_size}")
+        if len(self.widths) != 5:
+            raise ValueError("widths needs 5 entries (strides 2, 4, 8, 16, 32)")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        if "widths" in known:
+            known["widths"] = tuple(int(w) for w in known["widths"])
+        return cls(**known)
+
+
+def _conv_bn(cin: int, cout: int, kernel: int = 1, stride: int = 1, groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, kernel, stride, kernel // 2, groups=groups, bias=False), nn.BatchNorm2d(cout)
+    )
+
+
+class SeparableBlock(nn.Module):
+    """Depthwise 3x3 (maybe strided) then pointwise 1x1, each batch-normed; residual when shapes match."""
+
+    def __init__(self, cin: int, cout: int, stride: int = 1) -> None:
+        super().__init__()
+        self.depthwise = _conv_bn(cin, cin, 3, stride, groups=cin)
+        self.pointwise = _conv_bn(cin, cout)
+        self.residual = stride == 1 and cin == cout
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.pointwise(self.act(self.depthwise(x)))
+        return self.act(y + x if self.residual else y)
+
+
+class HeatmapNet(nn.Module):
+    """Stride-4 heatmap network: depthwise-separable encoder to stride 32, top-down decoder to stride 4.
+
+    Per keypoint one heatmap logit map and a 2-channel sub-cell offset map (in heatmap cells); the peak
+    cell plus its offset gives the position. Visibility comes from one small head per group, fed with the
+    globally pooled stride-32 features and the (detached) peak logits of the group's members: it gives
+    the group presence logit and the members' visibility logits, so detection does not hinge on the
+    height of a heatmap peak. The stride-4 level, where most of the latency goes, runs with fewer
+    channels (``head_channels``) than the coarser decoder levels.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        w2, w4, w8, w16, w32 = config.widths
+        d, h = config.decoder_channels, config.head_channels
+        self.stem = nn.Sequential(_conv_bn(1, w2, 3, 2), nn.ReLU(inplace=True))
+        self.stage4 = nn.Sequential(SeparableBlock(w2, w4, 2), SeparableBlock(w4, w4))
+        self.stage8 = nn.Sequential(SeparableBlock(w4, w8, 2), SeparableBlock(w8, w8))
+        self.stage16 = nn.Sequential(
+            SeparableBlock(w8, w16, 2), SeparableBlock(w16, w16), SeparableBlock(w16, w16)
+        )
+        self.stage32 = nn.Sequential(SeparableBlock(w16, w32, 2), SeparableBlock(w32, w32))
+        self.lateral32 = _conv_bn(w32, d)
+        self.lateral16 = _conv_bn(w16, d)
+        self.lateral8 = _conv_bn(w8, d)
+        self.lateral4 = _conv_bn(w4, h)
+        self.smooth16 = SeparableBlock(d, d)
+        self.smooth8 = SeparableBlock(d, d)
+        self.reduce8 = _conv_bn(d, h)
+        self.smooth4 = SeparableBlock(h, h)
+        self.head = SeparableBlock(h, h)
+        self.up = nn.Upsample(scale_factor=2, mode="nearest")
+        self.out = nn.Conv2d(h, 3 * NUM_KEYPOINTS, 1)  # 11 heatmap logits, then 11 (dx, dy) offsets
+        self.members = [[int(k) for k in GROUP_MEMBERS[g]] for g in Group]
+        self.visibility = nn.ModuleList([nn.Linear(w32 + len(m), 1 + len(m)) for m in self.members])
+        order = [k for m in self.members for k in m]
+        self.register_buffer("schema_order", torch.tensor([order.index(k) for k in range(NUM_KEYPOINTS)]))
+        # Start with a low peak probability everywhere (as CenterNet does) so early focal-loss gradients
+        # are not swamped by the many background cells; start the offsets at the cell centres.
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        nn.init.normal_(self.out.weight[:NUM_KEYPOINTS], std=0.01)
+        nn.init.constant_(self.out.bias[:NUM_KEYPOINTS], -math.log((1 - 0.05) / 0.05))
+        with torch.no_grad():  # point visibility starts as the heatmap peak's own logit
+            for head, members in zip(self.visibility, self.members, strict=True):
+                head.weight[1:, w32:] = torch.eye(len(members))
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        c4 = self.stage4(self.stem(x))
+        c8 = self.stage8(c4)
+        c16 = self.stage16(c8)
+        c32 = self.stage32(c16)
+        p = self.smooth16(self.up(self.lateral32(c32)) + self.lateral16(c16))
+        p = self.smooth8(self.up(p) + self.lateral8(c8))
+        p = self.smooth4(self.up(self.reduce8(p)) + self.lateral4(c4))
+        o = self.out(self.head(p))
+        b, _, hh, ww = o.shape
+        heatmap = o[:, :NUM_KEYPOINTS]
+        pooled = c32.mean(dim=(2, 3))
+        peak = heatmap.flatten(2).amax(dim=2).detach()
+        groups, points = [], []
+        for head, members in zip(self.visibility, self.members, strict=True):
+            v = head(torch.cat((pooled, peak[:, members]), dim=1))
+            groups.append(v[:, :1])
+            points.append(v[:, 1:])
+        return {
+            "heatmap": heatmap,
+            "offset": o[:, NUM_KEYPOINTS:].reshape(b, NUM_KEYPOINTS, 2, hh, ww),
+            "point_logit": torch.cat(points, dim=1)[:, self.schema_order],
+            "group_logit": torch.cat(groups, dim=1),
+        }
+
+    @staticmethod
+    def decode(out: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        heatmap, offset = out["heatmap"], out["offset"]
+        b, k, h, w = heatmap.shape
+        idx = heatmap.flatten(2).argmax(dim=2, keepdim=True)  # (B, K, 1)
+        sub = offset.flatten(3).gather(3, idx.unsqueeze(2).expand(b, k, 2, 1)).squeeze(3)  # (B, K, 2)
+        idx = idx.squeeze(2)
+        col = torch.remainder(idx, w).to(heatmap.dtype)
+        row = torch.div(idx, w, rounding_mode="floor").to(heatmap.dtype)
+        x = (col + 0.5 + sub[..., 0]) / w
+        y = (row + 0.5 + sub[..., 1]) / h
+        xy = torch.stack((x, y), dim=-1)
+        return xy, torch.sigmoid(out["point_logit"]), torch.sigmoid(out["group_logit"])
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block (two 3x3 convolutions) with a projection shortcut when the shape changes."""
+
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = _conv_bn(cin, cout, 3, stride)
+        self.conv2 = _conv_bn(cout, cout, 3)
+        self.shortcut = _conv_bn(cin, cout, 1, stride) if stride != 1 or cin != cout else nn.Identity()
+        self.act = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.act(self.conv2(self.act(self.conv1(x))) + self.shortcut(x))
+
+
+class BaselineNet(nn.Module):
+    """The 2025 grouped baseline: ResNet-34, global average pooling, one head per group.
+
+    Each group head gives the group presence logit, a visibility logit per member point and the
+    members' (x, y) by direct regression (normalised to the input size).
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv_bn(1, 64, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
+        layers: list[nn.Module] = []
+        cin = 64
+        for cout, blocks, stride in ((64, 3, 1), (128, 4, 2), (256, 6, 2), (512, 3, 2)):
+            for i in range(blocks):
+                layers.append(BasicBlock(cin, cout, stride if i == 0 else 1))
+                cin = cout
+        self.body = nn.Sequential(*layers)
+        self.members = [tuple(int(k) for k in GROUP_MEMBERS[g]) for g in Group]
+        self.heads = nn.ModuleList([nn.Linear(512, 1 + 3 * len(m)) for m in self.members])
+        order = [k for m in self.members for k in m]
+        # Heads emit points group by group; this permutation restores schema order.
+        self.register_buffer("schema_order", torch.tensor([order.index(k) for k in range(NUM_KEYPOINTS)]))
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        feat = self.body(self.stem(x)).mean(dim=(2, 3))
+        groups, logits, coords = [], [], []
+        for head, members in zip(self.heads, self.members, strict=True):
+            o = head(feat)
+            n = len(members)
+            groups.append(o[:, :1])
+            logits.append(o[:, 1 : 1 + n])
+            coords.append(o[:, 1 + n :].reshape(-1, n, 2))
+        order = self.schema_order
+        return {
+            "group_logit": torch.cat(groups, dim=1),
+            "point_logit": torch.cat(logits, dim=1)[:, order],
+            "xy": torch.cat(coords, dim=1)[:, order],
+        }
+
+    @staticmethod
+    def decode(out: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        return out["xy"], torch.sigmoid(out["point_logit"]), torch.sigmoid(out["group_logit"])
+
+
+def build_model(config: ModelConfig) -> HeatmapNet | BaselineNet:
+    """A freshly initialised network for ``config``."""
+    return HeatmapNet(config) if config.arch == "heatmap" else BaselineNet(config)
+
+
+class DeployModel(nn.Module):
+    """A network plus its decoding: image ``(B, 1, S, S)`` -> (xy_norm, visibility, group_probability)."""
+
+    def __init__(self, net: HeatmapNet | BaselineNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.net.decode(self.net(x))
+
+
+def count_parameters(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,300 @@
+"""``tavi-perception train``: train a keypoint network on annotated frames (synthetic, COCO or Supervisely).
+
+Deterministic (for a fixed ``--threads``) and resumable: the frame order of epoch ``e`` is a permutation
+drawn from ``(seed, e)`` and the augmentation of the ``p``-th frame of the run from ``(seed, p)``, so
+step ``s`` always sees the same batch; ``--resume`` continues from ``OUT/last.pt`` (model, optimiser,
+schedule, EMA, step) and gives the same weights as an uninterrupted run. Checkpoints are written
+atomically every ``--checkpoint-every`` steps and at the end; ``OUT/train_log.jsonl`` records the
+losses, ``OUT/val_metrics.json`` the final validation figures when ``--val`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from tavi_perception.inference.processing import preprocess, resize_square, standardize, to_image_pixels
+from tavi_perception.model.augment import AugmentConfig, augment, to_unit_range
+from tavi_perception.model.checkpoint import load_checkpoint, save_checkpoint
+from tavi_perception.model.datasets import DatasetError, Sample, load_samples, read_image
+from tavi_perception.model.losses import baseline_loss, heatmap_loss
+from tavi_perception.model.metrics import compute_metrics, format_table, json_safe
+from tavi_perception.model.networks import (
+    ARCHITECTURES,
+    DeployModel,
+    ModelConfig,
+    build_model,
+    count_parameters,
+)
+
+LOG = logging.getLogger(__name__)
+
+
+def prepare_sample(
+    sample: Sample, input_size: int, rng: np.random.Generator | None = None, cfg: AugmentConfig | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(standardised ``(S, S)`` input, keypoints ``(11, 2)`` in input pixels, visible ``(11,)``).
+
+    Without ``rng`` this is exactly the inference pre-processing; with it, the frame is augmented.
+    """
+    raw = read_image(sample.image_path)
+    if raw.shape[:2] != (sample.height, sample.width):
+        raise DatasetError(
+            f"{sample.image_path}: image is {raw.shape[1]}x{raw.shape[0]}, annotation says "
+            f"{sample.width}x{sample.height}"
+        )
+    img = resize_square(to_unit_range(raw), input_size)
+    xy = sample.xy_px * np.array([input_size / sample.width, input_size / sample.height])
+    vis = sample.visible.copy()
+    if rng is not None:
+        img, xy, vis = augment(img, xy, vis, rng, cfg or AugmentConfig())
+    return standardize(img), xy, vis
+
+
+class TrainStream(Dataset):
+    """Item ``p`` = the ``p``-th frame of the run (epoch ``p // n``), augmented from ``(seed, p)``."""
+
+    def __init__(self, samples: list[Sample], input_size: int, seed: int, cfg: AugmentConfig | None):
+        self.samples, self.input_size, self.seed, self.cfg = samples, input_size, seed, cfg
+        self._perm_epoch, self._perm = -1, np.arange(0)
+
+    def __len__(self) -> int:  # positions are unbounded; the sampler decides which are used
+        return sys.maxsize
+
+    def _index(self, position: int) -> int:
+        epoch, k = divmod(position, len(self.samples))
+        if epoch != self._perm_epoch:
+            self._perm = np.random.default_rng([self.seed, epoch]).permutation(len(self.samples))
+            self._perm_epoch = epoch
+        return int(self._perm[k])
+
+    def __getitem__(self, position: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        sample = self.samples[self._index(position)]
+        rng = np.random.default_rng([self.seed, 1, position]) if self.cfg is not None else None
+        img, xy, vis = prepare_sample(sample, self.input_size, rng, self.cfg)
+        return torch.from_numpy(img[None]), torch.from_numpy(xy.astype(np.float32)), torch.from_numpy(vis)
+
+
+def lr_factor(step: int, total: int, warmup: int) -> float:
+    """Linear warm-up then cosine decay to 1 % of the peak learning rate."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+class Ema:
+    """Exponential moving average of all floating-point weights and buffers (warm-up of the decay)."""
+
+    def __init__(self, model: torch.nn.Module, decay: float):
+        self.decay = decay
+        self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module, step: int) -> None:
+        d = min(self.decay, (1 + step) / (10 + step))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.state[k].mul_(d).add_(v.detach(), alpha=1 - d)
+            else:
+                self.state[k].copy_(v)
+
+
+@torch.no_grad()
+def predict(model: DeployModel, samples: list[Sample], input_size: int, batch_size: int = 32):
+    """(xy px (N, 11, 2), visibility (N, 11)) in each frame's own pixels, via the inference pre-processing."""
+    model.eval()
+    xy_all, vis_all = [], []
+    for start in tqdm(range(0, len(samples), batch_size), desc="validate", leave=False, file=sys.stderr):
+        chunk = samples[start : start + batch_size]
+        batch = np.concatenate([preprocess(read_image(s.image_path), input_size) for s in chunk])
+        xy, vis, _ = model(torch.from_numpy(batch))
+        for s, p in zip(chunk, xy.numpy(), strict=True):
+            xy_all.append(to_image_pixels(p, (s.height, s.width)))
+        vis_all.append(vis.numpy())
+    return np.stack(xy_all), np.concatenate(vis_all)
+
+
+def validate(net: torch.nn.Module, samples: list[Sample], input_size: int) -> dict:
+    xy, vis = predict(DeployModel(net), samples, input_size)
+    return compute_metrics(
+        np.stack([s.xy_px for s in samples]),
+        np.stack([s.visible for s in samples]),
+        xy,
+        vis,
+        np.array([[s.width, s.height] for s in samples]),
+    )
+
+
+def _dataset_info(path: Path) -> dict:
+    info_path = path / "dataset.json" if path.is_dir() else path.parent / "dataset.json"
+    return json.loads(info_path.read_text()) if info_path.is_file() else {}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tavi-perception train", description=__doc__.split("\n")[0])
+    p.add_argument("--data", required=True, type=Path, help="training frames: dataset folder or COCO JSON")
+    p.add_argument("--val", type=Path, help="validation frames, evaluated at the end")
+    p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, logs)")
+    p.add_argument("--arch", choices=ARCHITECTURES, default="heatmap", help="network (default: heatmap)")
+    p.add_argument("--input-size", type=int, default=256, help="square network input [px] (default: 256)")
+    p.add_argument("--steps", type=int, default=3000, help="optimiser steps (default: 3000)")
+    p.add_argument("--batch-size", type=int, default=32, help="frames per step (default: 32)")
+    p.add_argument("--lr", type=float, default=3e-3, help="peak AdamW learning rate (default: 3e-3)")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay (default: 1e-4)")
+    p.add_argument("--warmup", type=int, default=100, help="warm-up steps (default: 100)")
+    p.add_argument("--ema", type=float, default=0.998, help="weight EMA decay, 0 = off (default: 0.998)")
+    p.add_argument("--sigma", type=float, default=1.0, help="heatmap Gaussian sigma in cells (default: 1.0)")
+    p.add_argument("--offset-weight", type=float, default=2.0, help="weight of the offset loss (default: 2)")
+    p.add_argument("--seed", type=int, default=0, help="seed: init, order, augmentation (default: 0)")
+    p.add_argument("--no-augment", action="store_true", help="train on the frames as they are")
+    p.add_argument(
+        "--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this step; --resume goes on")
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
+    p.add_argument("--workers", type=int, default=0, help="data-loading processes (default: 0 = in-process)")
+    return p
+
+
+def _run_settings(args: argparse.Namespace) -> dict:
+    keys = ("arch", "input_size", "steps", "batch_size", "lr", "weight_decay", "warmup", "ema", "sigma")
+    keys += ("offset_weight", "seed")
+    return {k: getattr(args, k) for k in keys} | {"augment": not args.no_augment, "data": str(args.data)}
+
+
+def train(args: argparse.Namespace) -> dict:
+    """Run (or resume) training; returns the final validation metrics (empty without ``--val``)."""
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    samples = load_samples(args.data)
+    val_samples = load_samples(args.val) if args.val else []
+    config = ModelConfig(arch=args.arch, input_size=args.input_size)
+    net = build_model(config).to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
+    decay, no_decay = [], []
+    for name, param in net.named_parameters():
+        (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
+    opt = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=args.lr,
+    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, args.steps, args.warmup))
+    ema = Ema(net, args.ema) if args.ema > 0 else None
+    settings = _run_settings(args)
+    last = args.out / "last.pt"
+    start = 0
+    if last.exists():
+        if not args.resume:
+            raise SystemExit(f"{last} exists: pass --resume to continue that run, or choose another --out")
+        state = load_checkpoint(last)
+        if state["metadata"]["settings"] != settings:
+            raise SystemExit(f"{last} was trained with other settings: {state['metadata']['settings']}")
+        net.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        if ema is not None:
+            ema.state = state["ema"]
+        start = int(state["step"])
+        LOG.info("resuming %s at step %d", last, start)
+    args.out.mkdir(parents=True, exist_ok=True)
+    metadata = {
+        "settings": settings,
+        "command": "tavi-perception train " + shlex.join(args.argv),
+        "dataset": _dataset_info(args.data),
+        "frames": len(samples),
+        "parameters": count_parameters(net),
+    }
+
+    def checkpoint(step: int) -> None:
+        payload = {
+            "config": config.to_dict(),
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
+            "step": step,
+            "metadata": metadata | {"step": step},
+        }
+        if ema is not None:
+            payload["ema"] = ema.state
+        save_checkpoint(last, payload)
+
+    stop = min(args.steps, args.stop_after or args.steps)
+    stream = TrainStream(samples, args.input_size, args.seed, None if args.no_augment else AugmentConfig())
+    loader = DataLoader(
+        stream,
+        batch_size=args.batch_size,
+        sampler=range(start * args.batch_size, stop * args.batch_size),
+        num_workers=args.workers,
+    )
+    print(
+        f"training {args.arch} ({metadata['parameters'] / 1e6:.2f} M parameters) on {len(samples)} frames, "
+        f"steps {start}..{stop} of {args.steps}, batch {args.batch_size}, seed {args.seed}",
+        file=sys.stderr,
+    )
+    net.train()
+    log = (args.out / "train_log.jsonl").open("a")
+    bar = tqdm(total=args.steps, initial=start, desc=f"train {args.arch}", file=sys.stderr, smoothing=0.05)
+    t0 = time.monotonic()
+    step = start
+    for images, xy, vis in loader:
+        out = net(images.contiguous(memory_format=torch.channels_last))
+        if args.arch == "heatmap":
+            loss, parts = heatmap_loss(out, xy, vis, sigma=args.sigma, offset_weight=args.offset_weight)
+        else:
+            loss, parts = baseline_loss(out, xy, vis, args.input_size)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        step += 1
+        if ema is not None:
+            ema.update(net, step)
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", lr=f"{sched.get_last_lr()[0]:.1e}")
+        if step % 10 == 0 or step == args.steps:
+            rate = (step - start) * args.batch_size / (time.monotonic() - t0)
+            record = {"step": step, "loss": loss.item(), **parts, "lr": sched.get_last_lr()[0], "img_s": rate}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+        if step % args.checkpoint_every == 0 and step < args.steps:
+            checkpoint(step)
+    bar.close()
+    log.close()
+    checkpoint(step)
+    print(f"checkpoint {last} (step {step})", file=sys.stderr)
+    if not val_samples or step < args.steps:
+        return {}
+    final = build_model(config)
+    final.load_state_dict(ema.state if ema is not None else net.state_dict())
+    metrics = validate(final.eval(), val_samples, args.input_size)
+    (args.out / "val_metrics.json").write_text(json.dumps(json_safe(metrics), indent=1))
+    print(format_table({args.arch: metrics}, title=f"validation on {args.val} ({len(val_samples)} frames)"))
+    return metrics
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    args.argv = list(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for name in ("steps", "batch_size", "checkpoint_every", "threads"):
+        if getattr(args, name) < 1:
+            print(f"tavi-perception train: --{name.replace('_', '-')} must be >= 1", file=sys.stderr)
+            return 2
+    try:
+        train(args)
+    except DatasetError as err:
+        print(f"tavi-perception train: {err}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,259 @@
+"""``tavi-perception demo``: a simulated valve implantation closed through real ROS 2 nodes.
+
+simulator_node (command drive) -> fluoro/image -> perception_node -> guidance -> controller_node ->
+manipulator/command -> simulator_node, each node its own process over DDS. A recorder node in this
+process keeps the perception outputs, the simulator's ground truth and the commands; at the end
+``runs/<name>/`` holds ``report.md`` (summary table, plots, overlay GIF), ``summary.json``, the plots
+and the node logs. ``--json`` prints the summary as one JSON object on the last line.
+
+The perception node is given what an operator knows: the C-arm calibration of the case (mm per
+pixel, as from the DICOM header) and the valve's frame height; the closed-capsule CP-CD distance is
+learned online. Nothing else of the truth reaches it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shlex
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tqdm import tqdm
+
+from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec
+from tavi_perception.ros.report import (
+    plot_depth,
+    plot_keypoints,
+    plot_latency,
+    summarize,
+    write_gif,
+    write_report,
+)
+
+SUMMARY_KEYS = (
+    "frames",
+    "tracking_ok_fraction",
+    "depth_error_mm_mean",
+    "latency_ms_p50",
+    "latency_ms_p99",
+    "dropped",
+)
+DONE_REASON = "deployment complete"
+NODE_DIAGNOSTICS = (  # the perception node's own account, from its last /diagnostics
+    "processing_ms_p50",
+    "processing_ms_p99",
+    "inference_ms_p50",
+    "dropped_transport",
+    "dropped_stale",
+    "rejected_out_of_order",
+    "rejected_malformed",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tavi-perception demo", description=__doc__.split("\n\n")[0])
+    p.add_argument("--name", default="demo", help="run name: results in <runs-dir>/<name>/ (default demo)")
+    p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent folder of runs (default runs)")
+    p.add_argument("--seed", type=int, default=0, help="simulated case seed (default 0)")
+    p.add_argument("--fps", type=float, default=15.0, help="[Hz] fluoroscopy frame rate (default 15)")
+    p.add_argument("--image-size", type=int, default=512, help="[px] square image side (default 512)")
+    p.add_argument(
+        "--target-depth", type=float, default=4.0, help="[mm] target implantation depth (default 4)"
+    )
+    p.add_argument("--tolerance", type=float, default=1.0, help="[mm] depth tolerance (default 1)")
+    p.add_argument(
+        "--start-tip", type=float, default=-15.0, help="[mm] initial tip depth on the rail (default -15)"
+    )
+    p.add_argument(
+        "--contrast-every",
+        type=float,
+        default=0.0,
+        help="[s] repeat the aortogram this often (default 0: only the one at 1 s)",
+    )
+    p.add_argument("--max-duration", type=float, default=120.0, help="[s] stop after this long (default 120)")
+    p.add_argument("--model", default="", help="model file (default: the shipped models/tavi_keypoints.onnx)")
+    p.add_argument("--gif-every", type=int, default=3, help="overlay frames: every n-th frame (default 3)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _calibration(seed: int, image_size: int) -> tuple[float, float]:
+    """(mm_per_px, valve frame height mm) of the case: what the operator knows from C-arm and valve model."""
+    from tavi_perception.sim import ProcedureSimulator, sample_case
+
+    case = sample_case(seed)
+    return ProcedureSimulator(case, image_size=image_size).mm_per_px, case.devices.frame_height_mm
+
+
+def node_specs(args: argparse.Namespace, mm_per_px: float, frame_height_mm: float) -> list[NodeSpec]:
+    """The three nodes of the loop with the demo's parameters."""
+    perception = {
+        "mm_per_px": float(mm_per_px),
+        "calibration_width_px": int(args.image_size),
+        "valve_frame_height_mm": float(frame_height_mm),
+        "target_depth_mm": float(args.target_depth),
+        "depth_tolerance_mm": float(args.tolerance),
+        "overlay_every_n": int(args.gif_every),
+    }
+    if args.model:
+        perception["model_path"] = str(Path(args.model).resolve())
+    simulator = {
+        "seed": int(args.seed),
+        "drive": "command",
+        "fps": float(args.fps),
+        "image_size": int(args.image_size),
+        "start_tip_mm": float(args.start_tip),
+        "target_depth_mm": float(args.target_depth),
+        "depth_tolerance_mm": float(args.tolerance),
+        "contrast_first_injection_s": 1.0,
+        "contrast_interval_s": float(args.contrast_every),
+    }
+    return [
+        NodeSpec(
+            "perception_node", "tavi_perception.ros.perception_node", perception, {"image": "fluoro/image"}
+        ),
+        NodeSpec("controller_node", "tavi_perception.ros.controller_node"),
+        NodeSpec("simulator_node", "tavi_perception.ros.simulator_node", simulator),
+    ]
+
+
+def _wait_for(
+    condition: Callable[[], bool],
+    recorder: LoopRecorder,
+    procs: NodeProcesses,
+    what: str,
+    timeout_s: float = 120.0,
+) -> None:
+    """Spin until ``condition()``; raise with the log of a node that exited meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if procs.dead():
+            name = procs.dead()[0]
+            raise RuntimeError(f"{name} exited at start:\n{procs.log_tail(name)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not happen within {timeout_s:.0f} s (see {procs.log_dir})")
+        recorder.spin_once(0.05)
+
+
+def run_loop(args: argparse.Namespace, out_dir: Path) -> tuple[LoopRecorder, str]:
+    """Run until the deployment completes or ``max_duration``; returns the recorder and why it ended.
+
+    Perception and the controller start first; the simulator (the first frame) only once perception is
+    active, so no frame is lost to start-up.
+    """
+    mm_per_px, frame_height_mm = _calibration(args.seed, args.image_size)
+    perception, controller, simulator = node_specs(args, mm_per_px, frame_height_mm)
+    recorder = LoopRecorder()
+    procs = NodeProcesses(out_dir / "logs", [perception, controller])
+    ended = "max duration"
+    try:
+        active = lambda: recorder.perception_diagnostics.get("active") == "True"  # noqa: E731
+        _wait_for(active, recorder, procs, "perception start")
+        _wait_for(lambda: bool(recorder.commands), recorder, procs, "controller start")
+        procs.start(simulator)
+        _wait_for(lambda: bool(recorder.truth), recorder, procs, "the first simulated frame")
+        expected = math.ceil(args.max_duration * args.fps)
+        start_s = time.monotonic()
+        done_at_s: float | None = None
+        progress = {"desc": "closed loop", "unit": "frame", "disable": args.no_progress, "mininterval": 0.5}
+        with tqdm(total=expected, file=sys.stderr, **progress) as bar:
+            while time.monotonic() - start_s < args.max_duration:
+                recorder.spin_once(0.05)
+                bar.update(len(recorder.truth) - bar.n)
+                if recorder.commands:
+                    last = recorder.commands[-1]
+                    bar.set_postfix_str(last.reason[:60], refresh=False)
+                    if done_at_s is None and DONE_REASON in last.reason:
+                        done_at_s = time.monotonic()
+                if done_at_s is not None and time.monotonic() - done_at_s > 1.0:
+                    ended = "deployment complete"
+                    break
+                if procs.dead():
+                    name = procs.dead()[0]
+                    raise RuntimeError(f"{name} died during the run:\n{procs.log_tail(name)}")
+        procs.stop([simulator.name])  # no new frames; the guidance of the last ones is on its way
+        drain_until = time.monotonic() + 1.0
+        while time.monotonic() < drain_until:
+            recorder.spin_once(0.05)
+    finally:
+        procs.stop()
+        recorder.close()
+    return recorder, ended
+
+
+def _outcome(recorder: LoopRecorder, ended: str, target_mm: float, tolerance_mm: float) -> dict:
+    """How the implantation ended, from the truth of the last frame and the commands."""
+    last = recorder.truth[-1] if recorder.truth else None
+    holds = sum(c.hold for c in recorder.commands)
+    final_depth = last.depth_mm if last else None
+    return {
+        "ended": ended,
+        "final_true_depth_mm": final_depth,
+        "final_depth_error_mm": None if final_depth is None else final_depth - target_mm,
+        "final_depth_in_band": None if final_depth is None else abs(final_depth - target_mm) <= tolerance_mm,
+        "final_deployment_fraction": last.deployment_fraction if last else None,
+        "hold_fraction": holds / len(recorder.commands) if recorder.commands else None,
+    }
+
+
+def main(argv: list[str]) -> int:
+    args = _parser().parse_args(argv)
+    out_dir = args.runs_dir / args.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    command = "tavi-perception demo " + shlex.join(argv)
+    print(
+        f"demo: simulator -> perception -> controller (case seed {args.seed}); writing {out_dir}/",
+        file=sys.stderr,
+    )
+    try:
+        recorder, ended = run_loop(args, out_dir)
+    except RuntimeError as err:
+        print(f"demo failed: {err}", file=sys.stderr)
+        return 1
+    summary = summarize(recorder.perceived, recorder.truth)
+    diag = recorder.perception_diagnostics
+    context = {
+        "name": args.name,
+        "command": command,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model_path": diag.get("model_path", ""),
+        "model_sha256": diag.get("model_sha256", ""),
+        "backend": diag.get("backend", ""),
+        "scenario": f"case seed {args.seed}, {args.image_size}² at {args.fps:g} fps, tip from "
+        f"{args.start_tip:g} mm to target {args.target_depth:g} ± {args.tolerance:g} mm, "
+        + (
+            f"aortograms at 1 s and every {args.contrast_every:g} s (pigtail-bound in between)"
+            if args.contrast_every > 0
+            else "one aortogram at 1 s, then pigtail-bound"
+        ),
+        "outcome": _outcome(recorder, ended, args.target_depth, args.tolerance),
+        "perception_node": {k: diag.get(k, "") for k in NODE_DIAGNOSTICS},
+    }
+    files = {}
+    if recorder.truth:
+        plot_depth(recorder.perceived, recorder.truth, out_dir / "depth.png")
+        files["depth"] = "depth.png"
+        plot_keypoints(recorder.keypoints, recorder.truth_keypoints, out_dir / "keypoints.png")
+        files["keypoints"] = "keypoints.png"
+    if recorder.perceived:
+        plot_latency(recorder.perceived, out_dir / "latency.png")
+        files["latency"] = "latency.png"
+    if recorder.overlays:
+        write_gif(
+            recorder.overlays,
+            out_dir / "overlay.gif",
+            span_s=len(recorder.overlays) * args.gif_every / args.fps,
+        )
+        files["gif"] = "overlay.gif"
+    report = write_report(out_dir, summary, context, files)
+    print(report.read_text().split("## Summary", 1)[1].split("Definitions:", 1)[0].strip())
+    print(f"report: {report}")
+    if args.json:
+        print(json.dumps({**{k: summary[k] for k in SUMMARY_KEYS}, **summary, "outcome": context["outcome"]}))
+    return 0

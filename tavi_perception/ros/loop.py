@@ -1,0 +1,182 @@
+"""Closed-loop runner: node processes over real DDS and a recorder node that keeps what they publish.
+
+Used by ``tavi-perception demo`` and the benchmarks. Each node runs as its own process
+(``python -m <module> --ros-args ...``) with its output in a log file; the recorder lives in the
+calling process, in its own rclpy context.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.context import Context
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
+
+from tavi_perception.imaging import image_to_numpy
+from tavi_perception.ros.messages import stamp_ns
+from tavi_perception.ros.report import CommandRow, GuidanceRow, KeypointRow
+
+RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def param_arg(name: str, value: object) -> str:
+    """``name:=value`` for ``--ros-args -p`` (booleans lower case, floats always with a decimal point)."""
+    if isinstance(value, bool):
+        text = "true" if value else "false"
+    elif isinstance(value, float):
+        text = repr(value)
+    else:
+        text = str(value)
+    return f"{name}:={text}"
+
+
+@dataclass
+class NodeSpec:
+    """One node process: its module, parameters and remappings."""
+
+    name: str
+    module: str
+    params: dict[str, object] = field(default_factory=dict)
+    remaps: dict[str, str] = field(default_factory=dict)
+
+    def command(self) -> list[str]:
+        args = [sys.executable, "-m", self.module, "--ros-args"]
+        for key, value in self.params.items():
+            args += ["-p", param_arg(key, value)]
+        for src, dst in self.remaps.items():
+            args += ["-r", f"{src}:={dst}"]
+        return args
+
+
+class NodeProcesses:
+    """Started node processes with their logs; :meth:`stop` interrupts them all and waits."""
+
+    def __init__(self, log_dir: Path, specs: Sequence[NodeSpec] = ()) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir = log_dir
+        self.procs: dict[str, subprocess.Popen] = {}
+        for spec in specs:
+            self.start(spec)
+
+    def start(self, spec: NodeSpec) -> None:
+        """Start one node process, its output going to ``<log_dir>/<name>.log``."""
+        log = (self.log_dir / f"{spec.name}.log").open("w")
+        self.procs[spec.name] = subprocess.Popen(
+            spec.command(), stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True
+        )
+
+    def dead(self) -> list[str]:
+        """Names of the processes that have exited."""
+        return [name for name, proc in self.procs.items() if proc.poll() is not None]
+
+    def log_tail(self, name: str, lines: int = 15) -> str:
+        return "\n".join((self.log_dir / f"{name}.log").read_text().splitlines()[-lines:])
+
+    def stop(self, names: list[str] | None = None, timeout_s: float = 10.0) -> None:
+        """Interrupt the named processes (default: all), SIGKILL after ``timeout_s``, and wait for them."""
+        procs = [self.procs[n] for n in names] if names is not None else list(self.procs.values())
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGINT)
+        for proc in procs:
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def guidance_row(msg: Guidance) -> GuidanceRow:
+    return GuidanceRow(
+        stamp_ns=stamp_ns(msg.header.stamp),
+        valid=bool(msg.valid),
+        tracking_state=int(msg.tracking_state),
+        invalid_reason=msg.invalid_reason,
+        catheter_valid=bool(msg.catheter_valid),
+        tip_depth_mm=float(msg.tip_depth_mm),
+        depth_mm=float(msg.depth_mm),
+        depth_source=int(msg.depth_source),
+        stent_valid=bool(msg.stent_valid),
+        stent_mean_depth_mm=float(msg.stent_mean_depth_mm),
+        deployment_fraction=float(msg.deployment_fraction),
+        target_depth_mm=float(msg.target_depth_mm),
+        depth_tolerance_mm=float(msg.depth_tolerance_mm),
+        latency_ms=float(msg.latency_ms),
+    )
+
+
+def keypoint_row(msg: KeypointArray, truth: bool) -> KeypointRow:
+    """Positions and presence: visible in the truth (state MEASURED), not LOST in a tracked array."""
+    xy = np.array([[k.x_px, k.y_px] for k in msg.keypoints], dtype=float)
+    states = np.array([k.state for k in msg.keypoints])
+    present = states == 0 if truth else states != 2
+    return KeypointRow(stamp_ns(msg.header.stamp), xy, present)
+
+
+class LoopRecorder:
+    """Subscribes the loop's topics and keeps rows of everything (and every overlay frame) it receives."""
+
+    def __init__(self, name: str = "tavi_loop_recorder", overlay: bool = True) -> None:
+        self.context = Context()
+        rclpy.init(context=self.context)
+        self.node = Node(name, context=self.context)
+        self.executor = SingleThreadedExecutor(context=self.context)
+        self.executor.add_node(self.node)
+        self.perceived: list[GuidanceRow] = []
+        self.truth: list[GuidanceRow] = []
+        self.keypoints: list[KeypointRow] = []
+        self.truth_keypoints: list[KeypointRow] = []
+        self.commands: list[CommandRow] = []
+        self.overlays: list[np.ndarray] = []
+        self.perception_diagnostics: dict[str, str] = {}
+        sub = self.node.create_subscription
+        sub(Guidance, "guidance", lambda m: self.perceived.append(guidance_row(m)), RELIABLE)
+        sub(Guidance, "fluoro/ground_truth/guidance", lambda m: self.truth.append(guidance_row(m)), RELIABLE)
+        sub(KeypointArray, "keypoints", lambda m: self.keypoints.append(keypoint_row(m, False)), RELIABLE)
+        sub(
+            KeypointArray,
+            "fluoro/ground_truth/keypoints",
+            lambda m: self.truth_keypoints.append(keypoint_row(m, True)),
+            RELIABLE,
+        )
+        sub(ManipulatorCommand, "manipulator/command", self._on_command, RELIABLE)
+        sub(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        if overlay:
+            sub(Image, "overlay", lambda m: self.overlays.append(image_to_numpy(m)), QoSProfile(depth=5))
+
+    def _on_command(self, msg: ManipulatorCommand) -> None:
+        self.commands.append(
+            CommandRow(
+                stamp_ns(msg.header.stamp),
+                float(msg.advance_speed_mm_s),
+                float(msg.retraction_speed_mm_s),
+                bool(msg.hold),
+                msg.reason,
+            )
+        )
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            if st.name.startswith("perception_node"):
+                self.perception_diagnostics = {kv.key: kv.value for kv in st.values}
+
+    def spin_once(self, timeout_s: float) -> None:
+        self.executor.spin_once(timeout_sec=timeout_s)
+
+    def close(self) -> None:
+        self.executor.shutdown()
+        self.node.destroy_node()
+        rclpy.try_shutdown(context=self.context)

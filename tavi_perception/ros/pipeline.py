@@ -1,0 +1,100 @@
+"""One frame through engine -> tracker -> geometry, with per-stage timings (no ROS).
+
+The perception node, the demo and the benchmarks run frames through :class:`PerceptionPipeline`;
+the node adds only message conversion and publication around it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tavi_perception.geometry.estimator import GeometryParams, GuidanceEstimate, GuidanceEstimator
+from tavi_perception.inference.engines import Detections, InferenceEngine
+from tavi_perception.tracking import KeypointTracker, TrackedKeypoints, TrackerParams
+
+SHIPPED_MODEL = "tavi_keypoints.onnx"
+
+
+def shipped_model_path() -> Path:
+    """The shipped model: installed share folders (AMENT_PREFIX_PATH, this prefix), then the source tree.
+
+    Raises ``FileNotFoundError`` listing where it looked.
+    """
+    prefixes = [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    prefixes.append(Path(sys.prefix))
+    candidates = [prefix / "share" / "tavi_perception" / "models" / SHIPPED_MODEL for prefix in prefixes]
+    candidates.append(Path(__file__).resolve().parents[2] / "models" / SHIPPED_MODEL)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"shipped model {SHIPPED_MODEL} not found; looked in: " + ", ".join(str(c.parent) for c in candidates)
+    )
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (the model's identity in diagnostics and reports)."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class FrameResult:
+    """Everything computed for one frame."""
+
+    t_s: float  # [s] image stamp
+    detections: Detections
+    tracked: TrackedKeypoints
+    estimate: GuidanceEstimate
+    infer_ms: float  # [ms] engine (pre-processing, network, post-processing)
+    track_ms: float  # [ms] tracker update
+    geometry_ms: float  # [ms] geometry update
+
+
+class PerceptionPipeline:
+    """Stateful per-frame perception: the engine is stateless, tracker and geometry carry time."""
+
+    def __init__(
+        self,
+        engine: InferenceEngine,
+        tracker_params: TrackerParams | None = None,
+        geometry_params: GeometryParams | None = None,
+    ) -> None:
+        self.engine = engine
+        self.tracker = KeypointTracker(tracker_params)
+        self.estimator = GuidanceEstimator(geometry_params)
+
+    @property
+    def backend(self) -> str:
+        return self.engine.backend
+
+    def reset(self) -> None:
+        """Forget every track and the geometry state (a new sequence starts)."""
+        self.tracker.reset()
+        self.estimator.reset()
+
+    def process(self, t_s: float, image: np.ndarray, mm_per_px: float) -> FrameResult:
+        """Run one (H, W) grey frame taken at ``t_s`` [s] with scale ``mm_per_px`` [mm/px].
+
+        Raises ``ValueError`` for an image the engine cannot take (wrong shape, too small).
+        """
+        t0 = time.perf_counter()
+        detections = self.engine.infer(image)
+        t1 = time.perf_counter()
+        tracked = self.tracker.update(t_s, detections.xy_px, detections.visibility)
+        t2 = time.perf_counter()
+        estimate = self.estimator.update(t_s, tracked, mm_per_px)
+        t3 = time.perf_counter()
+        return FrameResult(
+            t_s, detections, tracked, estimate, 1e3 * (t1 - t0), 1e3 * (t2 - t1), 1e3 * (t3 - t2)
+        )

@@ -1,0 +1,334 @@
+"""Simulator node: synthetic fluoroscopy on ``fluoro/image`` with its ground truth, driven by a timeline or
+by ``manipulator/command``.
+
+Publishes, all with the same header (stamp = acquisition time on the node clock, ``frame_id``):
+
+- ``fluoro/image`` (sensor_msgs/Image, mono8 or mono16) at ``fps``;
+- ``fluoro/ground_truth/keypoints`` (tavi_msgs/KeypointArray): true projections of the 11 keypoints,
+  ``visibility`` 1/0 and state MEASURED when visible by the simulator's rules, LOST otherwise (the
+  position is still the true one), velocities from the previous frame, ``std_px`` 0;
+- ``fluoro/ground_truth/guidance`` (tavi_msgs/Guidance): every block valid and filled from the true
+  geometry; depth source TIP before the capsule retraction starts, STENT after; annulus source CONTRAST
+  while the root's contrast fill is at or above ``contrast_threshold``, PIGTAIL_BOUND otherwise.
+
+Also ``/diagnostics`` once a second: achieved rate, render time percentiles, case, drive and phase
+(WARN when the rate falls 10 % below ``fps``).
+
+Subscribes ``manipulator/command`` (tavi_msgs/ManipulatorCommand). With ``drive: command`` the delivery
+system follows it (speeds clipped to the limits) and holds when no command arrived for
+``command_timeout_s``; with ``drive: timeline`` commands are ignored.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import cv2
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
+
+from tavi_perception.imaging import numpy_to_image
+from tavi_perception.keypoints import GROUP_MEMBERS, NUM_KEYPOINTS, Group
+from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
+from tavi_perception.ros.messages import keypoints_to_msg
+from tavi_perception.ros.params import ParameterError, ParamSpec, declare_parameters
+from tavi_perception.sim import (
+    ContrastSchedule,
+    DeliveryCommand,
+    DeliveryLimits,
+    DeliveryState,
+    Injection,
+    ProcedureSimulator,
+    SimFrame,
+    sample_case,
+)
+from tavi_perception.sim.delivery import HOLD
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec(
+        "seed", 0, "case seed of the first procedure; each looped case takes the next seed", 0, 2**31 - 1
+    ),
+    ParamSpec("image_size", 512, "[px] side of the published square image", 128, 2048),
+    ParamSpec("bit_depth", 8, "[bit] 8 publishes mono8, 16 publishes mono16", 8, 16),
+    ParamSpec("fps", 15.0, "[Hz] frame rate (fluoroscopy 15; low dose 7.5 or 3.75)", 0.5, 60.0),
+    ParamSpec("frame_id", "fluoro", "frame_id of every published header"),
+    ParamSpec(
+        "drive",
+        "timeline",
+        "what moves the delivery system: the scenario timeline or manipulator/command",
+        choices=("timeline", "command"),
+    ),
+    ParamSpec(
+        "on_scenario_end",
+        "loop",
+        "timeline drive at the end of the scenario: next case, or hold the last state",
+        choices=("loop", "hold"),
+    ),
+    ParamSpec("command_timeout_s", 0.5, "[s] command drive: hold when the last command is older", 0.01, 10.0),
+    ParamSpec("max_advance_speed_mm_s", 5.0, "[mm/s] manipulator limit on |advance speed|", 0.1, 50.0),
+    ParamSpec(
+        "max_retraction_speed_mm_s", 2.0, "[mm/s] manipulator limit on the retraction speed", 0.1, 20.0
+    ),
+    ParamSpec(
+        "start_tip_mm",
+        -15.0,
+        "[mm] command drive: start tip position along the rail (+ = below the annulus)",
+        -30.0,
+        20.0,
+    ),
+    ParamSpec(
+        "contrast_threshold", 0.5, "[1] root contrast fill from which AA/STJ count as visible", 0.01, 1.0
+    ),
+    ParamSpec(
+        "contrast_first_injection_s",
+        1.0,
+        "[s] command drive: first aortogram time; negative: never",
+        -1.0,
+        1.0e6,
+    ),
+    ParamSpec("contrast_interval_s", 0.0, "[s] command drive: aortogram repeat period; 0: once", 0.0, 3600.0),
+    ParamSpec("contrast_plateau_s", 2.0, "[s] command drive: aortogram full-opacification time", 0.2, 10.0),
+    ParamSpec("target_depth_mm", 4.0, "[mm] target depth in the ground-truth guidance", -10.0, 20.0),
+    ParamSpec("depth_tolerance_mm", 1.0, "[mm] depth tolerance in the ground-truth guidance", 0.0, 10.0),
+    ParamSpec(
+        "image_reliable", True, "publish fluoro/image reliably (matches reliable and best-effort subscribers)"
+    ),
+    ParamSpec("publish_ground_truth", True, "publish fluoro/ground_truth/keypoints and guidance"),
+)
+
+
+def command_schedule(first_s: float, interval_s: float, plateau_s: float) -> ContrastSchedule:
+    """Aortograms of the command drive: none (first < 0), once, or repeating every ``interval_s``."""
+    if first_s < 0:
+        return ContrastSchedule()
+    injection = Injection(first_s, plateau_s=plateau_s)
+    if interval_s > 0:
+        if interval_s < injection.duration_s:
+            raise ParameterError(
+                f"contrast_interval_s {interval_s} s is shorter than one aortogram "
+                f"({injection.duration_s:.1f} s)"
+            )
+        return ContrastSchedule(repeating=injection, period_s=interval_s)
+    return ContrastSchedule((injection,))
+
+
+def truth_guidance(
+    frame: SimFrame, header: Header, target_depth_mm: float, tolerance_mm: float, contrast_threshold: float
+) -> Guidance:
+    """The ground-truth Guidance of a frame: every block valid, filled from the true geometry."""
+    t = frame.truth
+    deployed = t.capsule_retraction_mm > 0.0
+    depth = t.stent_mean_depth_mm if deployed else t.tip_depth_mm
+    return Guidance(
+        header=header,
+        valid=True,
+        tracking_state=Guidance.TRACKING_OK,
+        annulus_valid=True,
+        annulus_source=(
+            Guidance.ANNULUS_CONTRAST
+            if frame.contrast >= contrast_threshold
+            else Guidance.ANNULUS_PIGTAIL_BOUND
+        ),
+        annulus_origin_x_px=float(t.annulus.origin_px[0]),
+        annulus_origin_y_px=float(t.annulus.origin_px[1]),
+        annulus_angle_deg=t.annulus.angle_deg,
+        mm_per_px=t.mm_per_px,
+        annulus_diameter_mm=t.annulus_diameter_mm,
+        catheter_valid=True,
+        tip_depth_mm=t.tip_depth_mm,
+        tip_lateral_mm=t.tip_lateral_mm,
+        coaxiality_deg=t.coaxiality_deg,
+        stent_valid=True,
+        fe1_depth_mm=t.fe1_depth_mm,
+        fe2_depth_mm=t.fe2_depth_mm,
+        stent_mean_depth_mm=t.stent_mean_depth_mm,
+        stent_asymmetry_mm=t.stent_asymmetry_mm,
+        stent_tilt_deg=t.stent_tilt_deg,
+        extraction_valid=True,
+        capsule_retraction_mm=t.capsule_retraction_mm,
+        deployment_fraction=t.deployment_fraction,
+        depth_source=Guidance.DEPTH_SOURCE_STENT if deployed else Guidance.DEPTH_SOURCE_TIP,
+        depth_mm=depth,
+        target_depth_mm=float(target_depth_mm),
+        depth_tolerance_mm=float(tolerance_mm),
+        depth_error_mm=depth - float(target_depth_mm),
+        latency_ms=0.0,
+    )
+
+
+def truth_keypoints(frame: SimFrame, header: Header, velocity_px_s: np.ndarray) -> KeypointArray:
+    """The ground-truth KeypointArray: MEASURED (0) when visible, LOST (2) otherwise; exact positions."""
+    visible = frame.visible.astype(float)
+    groups = np.array([float(frame.visible[list(GROUP_MEMBERS[g])].any()) for g in Group])
+    size = frame.image.shape
+    return keypoints_to_msg(
+        header,
+        size[1],
+        size[0],
+        frame.keypoints_px,
+        velocity_px_s,
+        np.zeros(NUM_KEYPOINTS),
+        np.where(frame.visible, 0, 2),
+        visible,
+        groups,
+    )
+
+
+class SimulatorNode(Node):
+    """Renders the simulated procedure at ``fps`` and publishes images with their ground truth."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__("simulator_node", **kwargs)  # type: ignore[arg-type]
+        v = declare_parameters(self, PARAMETERS)
+        if v["bit_depth"] not in (8, 16):
+            raise ParameterError(f"simulator_node: bit_depth must be 8 or 16, got {v['bit_depth']}")
+        self._v = v
+        self._limits = DeliveryLimits(
+            float(v["max_advance_speed_mm_s"]), float(v["max_retraction_speed_mm_s"])
+        )
+        self._schedule = command_schedule(
+            float(v["contrast_first_injection_s"]),
+            float(v["contrast_interval_s"]),
+            float(v["contrast_plateau_s"]),
+        )
+        self._encoding = "mono8" if v["bit_depth"] == 8 else "mono16"
+        self._command_drive = v["drive"] == "command"
+        self._last_command_s: float | None = None
+        self._previous: SimFrame | None = None
+        self._seed = int(v["seed"])
+        self._sim = self._new_simulator(self._seed)
+        image_qos = QoSProfile(
+            depth=5,
+            reliability=ReliabilityPolicy.RELIABLE if v["image_reliable"] else ReliabilityPolicy.BEST_EFFORT,
+        )
+        self._image_pub = self.create_publisher(Image, "fluoro/image", image_qos)
+        self._kp_pub = self.create_publisher(KeypointArray, "fluoro/ground_truth/keypoints", 10)
+        self._truth_pub = self.create_publisher(Guidance, "fluoro/ground_truth/guidance", 10)
+        self._diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._rate = RateMeter()
+        self._render_ms = LatencyWindow()
+        self.create_subscription(ManipulatorCommand, "manipulator/command", self._on_command, 10)
+        self.create_timer(1.0 / float(v["fps"]), self._tick)
+        self.create_timer(1.0, self._publish_diagnostics)
+
+    def _new_simulator(self, seed: int) -> ProcedureSimulator:
+        v = self._v
+        sim = ProcedureSimulator(
+            sample_case(seed),
+            image_size=int(v["image_size"]),
+            bit_depth=int(v["bit_depth"]),
+            fps=float(v["fps"]),
+            limits=self._limits,
+            contrast_threshold=float(v["contrast_threshold"]),
+            contrast=self._schedule if self._command_drive else None,
+        )
+        if self._command_drive:
+            sim.place(DeliveryState(float(v["start_tip_mm"]), 0.0))
+        view = sim.case.imaging.view
+        self.get_logger().info(
+            f"case seed {seed}: LAO {view.lao_deg:+.0f} CRAN {view.cran_deg:+.0f}, "
+            f"{sim.mm_per_px:.3f} mm/px, "
+            f"annulus {sim.case.anatomy.annulus_diameter_mm:.1f} mm, valve frame height "
+            f"{sim.case.devices.frame_height_mm:.0f} mm, drive {v['drive']}"
+        )
+        return sim
+
+    def _on_command(self, msg: ManipulatorCommand) -> None:
+        if not self._command_drive:
+            return
+        self._last_command_s = time.monotonic()
+        self._sim.command(DeliveryCommand(msg.advance_speed_mm_s, msg.retraction_speed_mm_s, bool(msg.hold)))
+
+    def _tick(self) -> None:
+        stamp = self.get_clock().now().to_msg()
+        if self._command_drive:
+            stale = self._last_command_s is None or (
+                time.monotonic() - self._last_command_s > float(self._v["command_timeout_s"])
+            )
+            if stale:
+                self._sim.command(HOLD)
+        elif self._sim.finished and self._v["on_scenario_end"] == "loop":
+            self._seed += 1
+            self._sim = self._new_simulator(self._seed)
+            self._previous = None
+        start = time.monotonic()
+        frame = self._sim.step()
+        self._render_ms.add(1e3 * (time.monotonic() - start))
+        self._rate.tick(time.monotonic())
+        header = Header(stamp=stamp, frame_id=str(self._v["frame_id"]))
+        self._image_pub.publish(numpy_to_image(frame.image, self._encoding, header))
+        if self._v["publish_ground_truth"]:
+            prev = self._previous
+            velocity = (
+                (frame.keypoints_px - prev.keypoints_px) * self._sim.fps
+                if prev is not None
+                else np.zeros_like(frame.keypoints_px)
+            )
+            self._kp_pub.publish(truth_keypoints(frame, header, velocity))
+            v = self._v
+            self._truth_pub.publish(
+                truth_guidance(
+                    frame,
+                    header,
+                    float(v["target_depth_mm"]),
+                    float(v["depth_tolerance_mm"]),
+                    float(v["contrast_threshold"]),
+                )
+            )
+        self._previous = frame
+
+    def _publish_diagnostics(self) -> None:
+        rate = self._rate.rate_hz(time.monotonic())
+        wanted = float(self._v["fps"])
+        slow = self._rate.total > 2 * wanted and rate < 0.9 * wanted
+        values = {
+            "rate_hz": rate,
+            "target_fps": wanted,
+            "render_p50_ms": self._render_ms.percentile(50),
+            "render_p95_ms": self._render_ms.percentile(95),
+            "frames": self._rate.total,
+            "case_seed": self._seed,
+            "drive": self._v["drive"],
+            "phase": self._previous.phase if self._previous is not None else "",
+        }
+        array = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
+        array.status = [
+            status(
+                "simulator_node: fluoroscopy", "simulator",
+                DiagnosticStatus.WARN if slow else DiagnosticStatus.OK,
+                "below the frame rate" if slow else "", values,
+            )
+        ]  # fmt: skip
+        self._diag.publish(array)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulator node until interrupted."""
+    cv2.setNumThreads(1)  # leave the second core to the perception node
+    rclpy.init(args=sys.argv if argv is None else argv)
+    try:
+        node = SimulatorNode()
+    except ValueError as err:
+        print(f"simulator_node: {err}", file=sys.stderr)
+        rclpy.try_shutdown()
+        return 2
+    try:
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.destroy_node()
+        rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

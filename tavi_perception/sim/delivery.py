@@ -1,0 +1,227 @@
+"""Delivery system: rail through the root, kinematics under speed limits, and per-state device geometry.
+
+Conventions (docs/ARCHITECTURE.md, shared with the geometry and the controller):
+
+- The delivery system slides along a fixed *rail* (its path through the arch and the root), which moves
+  rigidly with the root. ``sigma`` is the arc length along the rail [mm], increasing towards the
+  ventricle, 0 where the rail crosses the annulus plane; the rail is straight for ``sigma >= -L_straight``
+  and bends over the arch above.
+- CT (tip) is at ``sigma_tip``: the ventricular (inflow) edge of the crimped valve, so before deployment
+  the tip depth is the would-be implantation depth. It stays the centre of the frame's inflow edge.
+- The capsule's distal rim is ``retraction`` proximal of CT; CD (marker band) is ``marker_offset`` further.
+- CP (inner-shaft anchor) is ``frame_height + cp_gap`` proximal of CT, fixed to the valve, so the
+  CP-CD distance shrinks by exactly the retraction; CM is the middle of the arch bend.
+- The frame between CT and the capsule rim has expanded (flaring over ``EXPANSION_LENGTH_MM``); FE1/FE2
+  are the ends of its inflow edge seen side-on. Deployment fraction = retraction / frame height.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tavi_perception.sim.case import DeviceParams
+from tavi_perception.sim.motion import smoothstep
+from tavi_perception.sim.phantom import RootGeometry, rotate_about, unit
+
+EXPANSION_LENGTH_MM = 6.0  # frame length between the capsule rim (crimped) and full expansion
+ARCH_DIRECTION_LPS = np.array([0.5, 0.85, 0.0])  # the arch turns towards the patient's left-posterior
+RAIL_PROXIMAL_MM = 260.0  # rail length modelled beyond the bend
+GUIDEWIRE_STRAIGHT_MM = 45.0  # wire past the annulus before its pre-shaped curl
+
+
+@dataclass(frozen=True)
+class DeliveryState:
+    """Delivery-system configuration: tip position along the rail and capsule retraction."""
+
+    tip_sigma_mm: float  # CT along the rail; + = towards the ventricle, 0 at the annulus plane
+    retraction_mm: float = 0.0  # capsule pulled back from CT (0 = closed)
+
+
+@dataclass(frozen=True)
+class DeliveryCommand:
+    """Manipulator velocity command (tavi_msgs/ManipulatorCommand without the header)."""
+
+    advance_speed_mm_s: float = 0.0  # + = towards the ventricle
+    retraction_speed_mm_s: float = 0.0  # >= 0: capsule retraction only goes forward
+    hold: bool = False  # stop every axis
+
+
+HOLD = DeliveryCommand(hold=True)
+
+
+@dataclass(frozen=True)
+class DeliveryLimits:
+    """Manipulator limits (a motorised delivery-system handle)."""
+
+    max_advance_speed_mm_s: float = 5.0
+    max_retraction_speed_mm_s: float = 2.0
+    tip_min_mm: float = -30.0  # most proximal tip position along the rail
+    tip_max_mm: float = 20.0  # deepest tip position along the rail
+
+    def __post_init__(self) -> None:
+        if self.max_advance_speed_mm_s <= 0 or self.max_retraction_speed_mm_s <= 0:
+            raise ValueError("speed limits must be positive")
+        if self.tip_min_mm >= self.tip_max_mm:
+            raise ValueError("tip_min_mm must be below tip_max_mm")
+
+
+def arc_samples(sigma_from: float, sigma_to: float, step_mm: float) -> np.ndarray:
+    """Arc lengths from ``sigma_from`` to ``sigma_to`` (both included), about ``step_mm`` apart."""
+    return np.linspace(sigma_from, sigma_to, max(2, math.ceil(abs(sigma_to - sigma_from) / step_mm) + 1))
+
+
+def clamp_command(command: DeliveryCommand, limits: DeliveryLimits) -> tuple[float, float]:
+    """(advance, retraction) speeds actually applied: zero on hold, clipped to the limits."""
+    if command.hold:
+        return 0.0, 0.0
+    v = float(
+        np.clip(command.advance_speed_mm_s, -limits.max_advance_speed_mm_s, limits.max_advance_speed_mm_s)
+    )
+    r = float(np.clip(command.retraction_speed_mm_s, 0.0, limits.max_retraction_speed_mm_s))
+    return v, r
+
+
+def integrate(
+    state: DeliveryState,
+    advance_mm_s: float,
+    retraction_mm_s: float,
+    dt_s: float,
+    limits: DeliveryLimits,
+    max_retraction_mm: float,
+) -> DeliveryState:
+    """State after ``dt_s`` at the given speeds, with the tip and the retraction kept within limits."""
+    tip = float(np.clip(state.tip_sigma_mm + advance_mm_s * dt_s, limits.tip_min_mm, limits.tip_max_mm))
+    ret = float(np.clip(state.retraction_mm + max(retraction_mm_s, 0.0) * dt_s, 0.0, max_retraction_mm))
+    return DeliveryState(tip, ret)
+
+
+class DeliveryRail:
+    """The delivery system's path (rest pose): straight through the root, then bending over the arch."""
+
+    def __init__(self, root: RootGeometry, devices: DeviceParams) -> None:
+        n = root.axis
+        tilt = math.radians(devices.delivery_tilt_deg)
+        perp = root.direction(math.radians(devices.delivery_tilt_azimuth_deg))
+        self.axis = unit(-n * math.cos(tilt) + perp * math.sin(tilt))  # towards the ventricle
+        ox, oy = devices.delivery_offset_mm
+        self.origin = root.centre + ox * root.e1 + oy * root.e2  # sigma = 0
+        a = self.axis
+        b = unit(ARCH_DIRECTION_LPS - (ARCH_DIRECTION_LPS @ a) * a)
+        self.bend_dir = rotate_about(b, a, math.radians(devices.rail_bend_azimuth_deg))
+        self.binormal = unit(np.cross(a, self.bend_dir))
+        self.straight_mm = devices.rail_straight_mm
+        self.bend_radius_mm = devices.rail_bend_radius_mm
+        self.bend_rad = math.radians(devices.rail_bend_deg)
+        self.sigma_min = -(self.straight_mm + self.bend_radius_mm * self.bend_rad + RAIL_PROXIMAL_MM)
+        self.bend_mid_sigma = -(self.straight_mm + 0.5 * self.bend_radius_mm * self.bend_rad)
+
+    def _proximal_dir(self, ell: np.ndarray) -> np.ndarray:
+        """Unit direction of travel *away* from the ventricle, ``ell`` mm into the bend."""
+        ang = np.clip(ell / self.bend_radius_mm, 0.0, self.bend_rad)[..., None]
+        return np.cos(ang) * -self.axis + np.sin(ang) * self.bend_dir
+
+    def point(self, sigma: np.ndarray | float) -> np.ndarray:
+        """Rail points (..., 3) at arc length ``sigma``."""
+        s = np.asarray(sigma, dtype=float)
+        straight = self.origin + s[..., None] * self.axis
+        ell = np.maximum(-self.straight_mm - s, 0.0)
+        r = self.bend_radius_mm
+        arc_len = r * self.bend_rad
+        ang = np.minimum(ell, arc_len)[..., None] / r
+        start = self.origin - self.straight_mm * self.axis
+        arc = start + r * (np.sin(ang) * -self.axis + (1.0 - np.cos(ang)) * self.bend_dir)
+        beyond = np.maximum(ell - arc_len, 0.0)[..., None] * self._proximal_dir(np.full_like(ell, arc_len))
+        return np.where((ell > 0)[..., None], arc + beyond, straight)
+
+    def frame(self, sigma: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(tangent towards the ventricle, in-plane normal, binormal) at ``sigma`` (the rail is planar)."""
+        s = np.asarray(sigma, dtype=float)
+        ell = np.maximum(-self.straight_mm - s, 0.0)
+        tangent = -self._proximal_dir(ell)
+        normal = np.cross(self.binormal, tangent)
+        return tangent, normal, np.broadcast_to(self.binormal, tangent.shape)
+
+
+@dataclass(frozen=True)
+class DevicePoints:
+    """Keypoint positions of the delivery system (rest pose, 3D)."""
+
+    ct: np.ndarray
+    cd: np.ndarray
+    cp: np.ndarray
+    cm: np.ndarray
+    inflow_radius_mm: float  # radius of the frame's inflow edge (crimped until it expands)
+
+
+def expanded_radius_mm(u_frac: np.ndarray, inflow_radius_mm: float) -> np.ndarray:
+    """Free expanded frame radius along the frame (0 = inflow, 1 = outflow): waist and outflow flare."""
+    u = np.asarray(u_frac, dtype=float)
+    waist = np.exp(-(((u - 0.35) / 0.18) ** 2))
+    return inflow_radius_mm * (1.0 - 0.15 * waist + 0.35 * smoothstep((u - 0.55) / 0.45))
+
+
+class DeliverySystem:
+    """Geometry of the delivery system for a case: keypoints and drawable parts for any state."""
+
+    def __init__(self, root: RootGeometry, devices: DeviceParams) -> None:
+        self.params = devices
+        self.rail = DeliveryRail(root, devices)
+        self.inflow_radius_mm = min(0.5 * devices.valve_diameter_mm, 1.05 * root.radius)
+        rows = max(4, round(devices.frame_height_mm / 7.5))
+        self.ring_u_mm = np.linspace(0.0, devices.frame_height_mm, rows + 1)
+
+    def frame_radius_mm(self, u_mm: np.ndarray, retraction_mm: float) -> np.ndarray:
+        """Frame radius at ``u_mm`` proximal of CT for a given retraction (crimped inside the capsule)."""
+        p = self.params
+        u = np.asarray(u_mm, dtype=float)
+        free = expanded_radius_mm(u / p.frame_height_mm, self.inflow_radius_mm)
+        w = smoothstep((u - (retraction_mm - EXPANSION_LENGTH_MM)) / EXPANSION_LENGTH_MM)
+        w = np.where(u >= retraction_mm, 1.0, w)
+        return free + (p.crimped_radius_mm - free) * w
+
+    def points(self, state: DeliveryState) -> DevicePoints:
+        p = self.params
+        rail = self.rail
+        sig = state.tip_sigma_mm
+        return DevicePoints(
+            ct=rail.point(sig),
+            cd=rail.point(sig - state.retraction_mm - p.marker_offset_mm),
+            cp=rail.point(sig - p.cp_offset_mm),
+            cm=rail.point(rail.bend_mid_sigma),
+            inflow_radius_mm=float(self.frame_radius_mm(0.0, state.retraction_mm)),
+        )
+
+    def lattice(self, state: DeliveryState, columns: int) -> np.ndarray:
+        """Stent struts as zigzag rings (rows, points, 3): diamonds between consecutive rings."""
+        u_rings = self.ring_u_mm
+        rows = len(u_rings) - 1
+        sub = 3  # points per strut
+        j = np.arange(2 * columns * sub + 1) / sub  # vertex coordinate along the ring, closed
+        phi = j * np.pi / columns
+        k = np.arange(rows)[:, None]
+        vertex = np.floor(j).astype(int)
+        frac = j - vertex
+        low_first = ((vertex[None, :] + k) % 2 == 0).astype(float)
+        # u at vertex v: low ring when (v + k) even; linear along the strut to the next vertex
+        u_here = np.where(low_first > 0, u_rings[k], u_rings[k + 1])
+        u_next = np.where(low_first > 0, u_rings[k + 1], u_rings[k])
+        u = u_here + (u_next - u_here) * frac[None, :]
+        sigma = state.tip_sigma_mm - u
+        centre = self.rail.point(sigma)
+        _, normal, binormal = self.rail.frame(sigma)
+        rho = self.frame_radius_mm(u, state.retraction_mm)[..., None]
+        radial = np.cos(phi)[None, :, None] * normal + np.sin(phi)[None, :, None] * binormal
+        return centre + rho * radial
+
+    def guidewire_path(self, loop_radius_mm: float, curl_azimuth_rad: float) -> np.ndarray:
+        """Stiff wire along the rail into the ventricle, ending in its pre-shaped curl (rest pose)."""
+        rail = self.rail
+        straight = rail.point(arc_samples(rail.sigma_min, GUIDEWIRE_STRAIGHT_MM, 2.0))
+        q = math.cos(curl_azimuth_rad) * rail.bend_dir + math.sin(curl_azimuth_rad) * rail.binormal
+        centre = straight[-1] + loop_radius_mm * q
+        theta = np.linspace(0.0, 1.7 * np.pi, 60)[:, None]
+        curl = centre - loop_radius_mm * (q * np.cos(theta) - rail.axis * np.sin(theta))
+        return np.vstack([straight, curl[1:]])

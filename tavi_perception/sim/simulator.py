@@ -1,0 +1,268 @@
+"""The procedure simulator: steps time, drives the delivery system, renders frames with ground truth.
+
+Two drives: ``timeline`` (the scenario's segments; any time can be rendered directly with
+:meth:`ProcedureSimulator.frame_at`) and ``command`` (a manipulator velocity command, clipped to the
+speed limits, integrated frame by frame from the current state; entered with
+:meth:`ProcedureSimulator.command`).
+
+Visibility rules (DESIGN.md §2): anatomical points (AA1, AA2, STJ1, STJ2) only while the root's contrast
+fill is at least ``contrast_threshold``; FE1/FE2 only once the capsule retraction is > 0; every point
+outside the image or the collimated field is invisible.
+
+The true geometry uses the perception's own definitions (``geometry.frames`` and
+``geometry.deviations``) on the exact projected keypoints, so it is what a perfect detector would give;
+the 3D tip depth and the physical retraction are added for reference.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+from tavi_perception.geometry.deviations import catheter_deviation, deployment_fraction, stent_deviation
+from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
+from tavi_perception.keypoints import GROUP_MEMBERS, Group, Kp
+from tavi_perception.sim.case import CaseParams, sample_case
+from tavi_perception.sim.contrast import ContrastSchedule, Injection
+from tavi_perception.sim.delivery import (
+    HOLD,
+    DeliveryCommand,
+    DeliveryLimits,
+    DeliveryState,
+    clamp_command,
+    integrate,
+)
+from tavi_perception.sim.scenario import Scenario, default_scenario, phase_for_state
+from tavi_perception.sim.scene import Scene
+
+DEFAULT_CONTRAST_THRESHOLD = 0.5
+
+
+@dataclass(frozen=True)
+class TrueGeometry:
+    """Ground-truth geometry of one frame (fields mirror tavi_msgs/Guidance where they exist).
+
+    2D values use the annulus frame of the true projected keypoints and ``mm_per_px`` at the isocentre.
+    Frame-edge values are those of the frame's inflow edge also before deployment (then the crimped
+    edge inside the capsule, not visible).
+    """
+
+    annulus: AnnulusFrame
+    mm_per_px: float
+    annulus_diameter_mm: float  # projected AA1-AA2 distance
+    tip_depth_mm: float
+    tip_lateral_mm: float
+    coaxiality_deg: float  # delivery axis CD->CT against the root axis STJ-mid -> annulus origin
+    fe1_depth_mm: float
+    fe2_depth_mm: float
+    stent_mean_depth_mm: float
+    stent_asymmetry_mm: float
+    stent_tilt_deg: float  # FE1->FE2 against AA1->AA2, (-90, 90], + = FE2 deeper
+    capsule_retraction_mm: float  # physical retraction (3D)
+    deployment_fraction: float  # retraction / frame height, 0..1
+    frame_height_mm: float  # valve frame height of this case
+    cp_cd_closed_mm: float  # CP-CD distance with the capsule closed (3D, along the delivery axis)
+    tip_depth_3d_mm: float  # CT below the annulus plane along the root axis (3D)
+
+    def as_dict(self) -> dict[str, float | list[float]]:
+        """JSON-friendly dict: the annulus as origin [px] and angle [deg], every other field as a float."""
+        out: dict[str, float | list[float]] = {
+            "annulus_origin_px": [float(v) for v in self.annulus.origin_px],
+            "annulus_angle_deg": self.annulus.angle_deg,
+        }
+        for f in fields(self):
+            if f.name != "annulus":
+                out[f.name] = float(getattr(self, f.name))
+        return out
+
+
+@dataclass(frozen=True)
+class SimFrame:
+    """One rendered frame with its ground truth."""
+
+    image: np.ndarray  # (H, W) uint8 or uint16
+    t_s: float
+    frame_index: int
+    keypoints_px: np.ndarray  # (11, 2) true projections, also for invisible points
+    visible: np.ndarray  # (11,) bool
+    mm_per_px: float
+    contrast: float  # root fill 0..1
+    phase: str
+    truth: TrueGeometry
+    state: DeliveryState
+    case_seed: int
+
+
+def visibility(
+    in_fov: np.ndarray, contrast: float, contrast_threshold: float, retraction_mm: float
+) -> np.ndarray:
+    """Visibility (11,) by the rules of the module docstring."""
+    visible = np.asarray(in_fov, dtype=bool).copy()
+    if contrast < contrast_threshold:
+        visible[list(GROUP_MEMBERS[Group.ANATOMICAL])] = False
+    if retraction_mm <= 0.0:
+        visible[[Kp.FE1, Kp.FE2]] = False
+    return visible
+
+
+def true_geometry(
+    keypoints_px: np.ndarray,
+    mm_per_px: float,
+    state: DeliveryState,
+    case: CaseParams,
+    tip_depth_3d_mm: float,
+) -> TrueGeometry:
+    """Ground truth from exact projected keypoints with the perception's definitions."""
+    kp = np.asarray(keypoints_px, dtype=float)
+    frame = annulus_frame_from_keypoints(kp)
+    stj_mid = 0.5 * (kp[Kp.STJ1] + kp[Kp.STJ2])
+    cath = catheter_deviation(frame, kp[Kp.CT], kp[Kp.CD], frame.origin_px - stj_mid, mm_per_px)
+    stent = stent_deviation(frame, kp[Kp.FE1], kp[Kp.FE2], mm_per_px)
+    dev = case.devices
+    return TrueGeometry(
+        annulus=frame,
+        mm_per_px=mm_per_px,
+        annulus_diameter_mm=float(np.hypot(*(kp[Kp.AA2] - kp[Kp.AA1]))) * mm_per_px,
+        tip_depth_mm=cath.tip_depth_mm,
+        tip_lateral_mm=cath.tip_lateral_mm,
+        coaxiality_deg=cath.coaxiality_deg,
+        fe1_depth_mm=stent.fe1_depth_mm,
+        fe2_depth_mm=stent.fe2_depth_mm,
+        stent_mean_depth_mm=stent.mean_depth_mm,
+        stent_asymmetry_mm=stent.asymmetry_mm,
+        stent_tilt_deg=stent.tilt_deg,
+        capsule_retraction_mm=state.retraction_mm,
+        deployment_fraction=deployment_fraction(state.retraction_mm, dev.frame_height_mm),
+        frame_height_mm=dev.frame_height_mm,
+        cp_cd_closed_mm=dev.cp_cd_closed_mm,
+        tip_depth_3d_mm=tip_depth_3d_mm,
+    )
+
+
+def noise_seed(case_seed: int, t_s: float) -> int:
+    """Quantum-noise seed of the frame at ``t_s`` (same frame, same noise, whichever way it is rendered)."""
+    return (int(case_seed) * 1_000_003 + round(t_s * 1000.0)) & 0x7FFFFFFF
+
+
+class ProcedureSimulator:
+    """Simulated fluoroscopy of one case: a timeline or manipulator-driven delivery, frame by frame."""
+
+    def __init__(
+        self,
+        case: CaseParams | int,
+        *,
+        image_size: int = 512,
+        bit_depth: int = 8,
+        fps: float = 15.0,
+        scenario: Scenario | None = None,
+        contrast: ContrastSchedule | None = None,
+        limits: DeliveryLimits | None = None,
+        contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD,
+    ) -> None:
+        if fps <= 0 or not math.isfinite(fps):
+            raise ValueError(f"fps must be positive, got {fps}")
+        if not 0.0 < contrast_threshold <= 1.0:
+            raise ValueError(f"contrast threshold must be within (0, 1], got {contrast_threshold}")
+        self.case = sample_case(case) if isinstance(case, int) else case
+        self.scene = Scene(self.case, image_size, bit_depth)
+        self.scenario = scenario if scenario is not None else default_scenario(self.case)
+        self.contrast = contrast if contrast is not None else self.scenario.contrast
+        self.limits = limits if limits is not None else DeliveryLimits()
+        self.fps = float(fps)
+        self.contrast_threshold = float(contrast_threshold)
+        self.t_s = 0.0
+        self.frame_index = 0
+        self.mode = "timeline"
+        self._state = self.scenario.start
+        self._command = HOLD
+
+    @property
+    def mm_per_px(self) -> float:
+        return self.scene.mm_per_px
+
+    @property
+    def image_size(self) -> int:
+        return self.scene.size_px
+
+    @property
+    def finished(self) -> bool:
+        """Timeline drive and past the end of the scenario (the state is held from then on)."""
+        return self.mode == "timeline" and self.t_s > self.scenario.duration_s
+
+    @property
+    def state(self) -> DeliveryState:
+        """Delivery state at the current time."""
+        return self._timeline_state(self.t_s) if self.mode == "timeline" else self._state
+
+    def _timeline_state(self, t_s: float) -> DeliveryState:
+        return self.scenario.state_at(t_s, self.limits, self.case.devices.max_retraction_mm)
+
+    def command(self, command: DeliveryCommand) -> None:
+        """Drive the delivery system by ``command`` from now on (switches to the command drive)."""
+        if self.mode == "timeline":
+            self._state = self._timeline_state(self.t_s)
+            self.mode = "command"
+        self._command = command
+
+    def place(self, state: DeliveryState) -> None:
+        """Put the delivery system at ``state`` and hold there (command drive from now on)."""
+        dev, lim = self.case.devices, self.limits
+        if not lim.tip_min_mm <= state.tip_sigma_mm <= lim.tip_max_mm:
+            raise ValueError(f"tip {state.tip_sigma_mm} mm outside {lim.tip_min_mm}..{lim.tip_max_mm} mm")
+        if not 0.0 <= state.retraction_mm <= dev.max_retraction_mm:
+            raise ValueError(f"retraction {state.retraction_mm} mm outside 0..{dev.max_retraction_mm} mm")
+        self.mode = "command"
+        self._state = state
+        self._command = HOLD
+
+    def inject_contrast(self, plateau_s: float = 2.0, start_s: float | None = None) -> None:
+        """Add a contrast injection, starting now unless ``start_s`` is given."""
+        start = self.t_s if start_s is None else float(start_s)
+        self.contrast = self.contrast.with_injection(Injection(start, plateau_s=plateau_s))
+
+    def applied_speeds(self) -> tuple[float, float]:
+        """(advance, retraction) speeds [mm/s] applied in the command drive after the speed limits."""
+        return clamp_command(self._command, self.limits)
+
+    def _render(self, t_s: float, frame_index: int, state: DeliveryState, phase: str) -> SimFrame:
+        scene = self.scene
+        fill = self.contrast.fill(t_s)
+        image = scene.render(t_s, state, fill, noise_seed(self.case.seed, t_s))
+        kp, extra = scene.keypoints(t_s, state)
+        root = scene.root
+        ct = extra["points_lps"][Kp.CT]
+        tip_depth_3d = -float((ct - extra["offset_lps"] - root.centre) @ root.axis)
+        vis = visibility(scene.in_fov(kp), fill, self.contrast_threshold, state.retraction_mm)
+        truth = true_geometry(kp, scene.mm_per_px, state, self.case, tip_depth_3d)
+        return SimFrame(
+            image, t_s, frame_index, kp, vis, scene.mm_per_px, fill, phase, truth, state, self.case.seed
+        )
+
+    def frame_at(self, t_s: float, frame_index: int = 0) -> SimFrame:
+        """Render the timeline at any ``t_s`` without stepping (timeline drive only)."""
+        if self.mode != "timeline":
+            raise RuntimeError("frame_at renders the timeline; this simulator is in the command drive")
+        return self._render(t_s, frame_index, self._timeline_state(t_s), self.scenario.phase_at(t_s))
+
+    def step(self) -> SimFrame:
+        """The frame at the current time, then advance by 1/fps (integrating the command drive)."""
+        if self.mode == "timeline":
+            frame = self.frame_at(self.t_s, self.frame_index)
+        else:
+            phase = phase_for_state(self._state, self.case.devices.frame_height_mm)
+            frame = self._render(self.t_s, self.frame_index, self._state, phase)
+            v, r = self.applied_speeds()
+            self._state = integrate(
+                self._state, v, r, 1.0 / self.fps, self.limits, self.case.devices.max_retraction_mm
+            )
+        self.frame_index += 1
+        self.t_s = self.frame_index / self.fps
+        return frame
+
+    def frames(self, count: int) -> Iterator[SimFrame]:
+        """``count`` consecutive frames (a sequence for tracker evaluation)."""
+        for _ in range(count):
+            yield self.step()

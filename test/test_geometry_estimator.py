@@ -1,0 +1,288 @@
+"""GuidanceEstimator: blocks, validity and reasons, pigtail binding, extraction, depth source."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+from tavi_msgs.msg import Guidance
+
+from tavi_perception.geometry.estimator import (
+    AnnulusSource,
+    DepthSource,
+    GeometryParams,
+    GuidanceEstimate,
+    GuidanceEstimator,
+    TrackingState,
+)
+from tavi_perception.keypoints import Kp
+from tavi_perception.tracking import KeypointState, TrackedKeypoints
+
+MM_PER_PX = 0.4
+ANATOMY = (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2)
+STENT = (Kp.FE1, Kp.FE2)
+
+
+def _scene() -> np.ndarray:
+    """Annulus along +x at y = 300 (60 px = 24 mm), STJ above; tip 10 px deep (4 mm), 2.5 px lateral."""
+    xy = np.zeros((11, 2))
+    xy[Kp.AA1], xy[Kp.AA2] = (200, 300), (260, 300)
+    xy[Kp.STJ1], xy[Kp.STJ2] = (205, 240), (255, 240)
+    xy[Kp.CP], xy[Kp.CM], xy[Kp.CD], xy[Kp.CT] = (232.5, 160), (232.5, 200), (232.5, 250), (232.5, 310)
+    xy[Kp.PT] = (215, 290)
+    xy[Kp.FE1], xy[Kp.FE2] = (215, 312), (245, 312)
+    return xy
+
+
+def _tracked(
+    t_s: float,
+    xy: np.ndarray,
+    lost: tuple[Kp, ...] = (),
+    predicted: tuple[Kp, ...] = (),
+    predicted_for_s: float = 0.1,
+    uncertain: tuple[Kp, ...] = (),
+    young: tuple[Kp, ...] = (),
+) -> TrackedKeypoints:
+    state = np.full(11, KeypointState.MEASURED, dtype=np.uint8)
+    since = np.zeros(11)
+    for kp in predicted:
+        state[kp], since[kp] = KeypointState.PREDICTED, predicted_for_s
+    for kp in lost:
+        state[kp], since[kp] = KeypointState.LOST, math.inf
+    return TrackedKeypoints(
+        t_s=t_s,
+        xy_px=xy.copy(),
+        velocity_px_s=np.zeros((11, 2)),
+        std_px=np.where(np.isin(np.arange(11), uncertain), 6.0, 0.5),
+        state=state,
+        visibility=np.ones(11),
+        since_measured_s=since,
+        rejected=np.zeros(11, dtype=bool),
+        hits=np.where(state == KeypointState.LOST, 0, np.where(np.isin(np.arange(11), young), 1, 10)),
+    )
+
+
+def _estimator(**overrides) -> GuidanceEstimator:
+    params = {"cp_cd_closed_mm": 36.0, "target_depth_mm": 4.0} | overrides
+    return GuidanceEstimator(GeometryParams(**params))
+
+
+def _bind(est: GuidanceEstimator, xy: np.ndarray, frames: int = 5) -> float:
+    """Feed contrast frames before deployment (no frame edges); returns the next time."""
+    for i in range(frames):
+        est.update(i * 0.1, _tracked(i * 0.1, xy, lost=STENT), MM_PER_PX)
+    return frames * 0.1
+
+
+def test_estimate_fields_mirror_the_guidance_message_and_copy_into_it() -> None:
+    names = [f.name for f in dataclasses.fields(GuidanceEstimate)]
+    message_fields = set(Guidance.get_fields_and_field_types()) - {"header", "latency_ms"}
+    assert set(names) == message_fields
+    estimate = _estimator().update(0.0, _tracked(0.0, _scene(), lost=STENT), MM_PER_PX)
+    msg = Guidance()
+    for name in names:
+        setattr(msg, name, getattr(estimate, name))
+    assert msg.valid and msg.tip_depth_mm == pytest.approx(4.0)
+
+
+def test_enum_values_equal_the_message_constants() -> None:
+    assert [TrackingState.OK, TrackingState.DEGRADED, TrackingState.LOST] == [
+        Guidance.TRACKING_OK,
+        Guidance.TRACKING_DEGRADED,
+        Guidance.TRACKING_LOST,
+    ]
+    assert [AnnulusSource.NONE, AnnulusSource.CONTRAST, AnnulusSource.PIGTAIL_BOUND] == [
+        Guidance.ANNULUS_NONE,
+        Guidance.ANNULUS_CONTRAST,
+        Guidance.ANNULUS_PIGTAIL_BOUND,
+    ]
+    assert [DepthSource.NONE, DepthSource.TIP, DepthSource.STENT] == [
+        Guidance.DEPTH_SOURCE_NONE,
+        Guidance.DEPTH_SOURCE_TIP,
+        Guidance.DEPTH_SOURCE_STENT,
+    ]
+
+
+def test_contrast_annulus_gives_tip_depth_and_valid_guidance() -> None:
+    e = _estimator(target_depth_mm=3.0).update(0.0, _tracked(0.0, _scene(), lost=STENT), MM_PER_PX)
+    assert e.valid and e.tracking_state == TrackingState.OK and e.invalid_reason == ""
+    assert e.annulus_source == AnnulusSource.CONTRAST
+    assert (e.annulus_origin_x_px, e.annulus_origin_y_px) == (230.0, 300.0)
+    assert e.annulus_angle_deg == pytest.approx(0.0)
+    assert e.annulus_diameter_mm == pytest.approx(24.0)
+    assert e.tip_depth_mm == pytest.approx(4.0)
+    assert e.tip_lateral_mm == pytest.approx(1.0)
+    assert e.coaxiality_deg == pytest.approx(0.0, abs=1e-6)
+    assert e.depth_source == DepthSource.TIP and e.depth_mm == pytest.approx(4.0)
+    assert e.depth_error_mm == pytest.approx(1.0)
+    assert not e.stent_valid and "FE1" in e.stent_reason
+    assert math.isnan(e.stent_mean_depth_mm)
+
+
+def test_pigtail_binding_carries_the_annulus_through_washout_under_translation() -> None:
+    est = _estimator()
+    t = _bind(est, _scene())
+    shifted = _scene() + np.array([6.0, -9.0])
+    e = est.update(t, _tracked(t, shifted, lost=ANATOMY + STENT), MM_PER_PX)
+    assert e.annulus_valid and e.annulus_source == AnnulusSource.PIGTAIL_BOUND
+    assert (e.annulus_origin_x_px, e.annulus_origin_y_px) == pytest.approx((236.0, 291.0))
+    assert e.annulus_angle_deg == pytest.approx(0.0)
+    assert e.annulus_diameter_mm == pytest.approx(24.0)
+    assert e.valid and e.tip_depth_mm == pytest.approx(4.0) and e.tip_lateral_mm == pytest.approx(1.0)
+
+
+def test_without_contrast_or_binding_nothing_is_valid() -> None:
+    e = _estimator().update(0.0, _tracked(0.0, _scene(), predicted=ANATOMY, lost=STENT), MM_PER_PX)
+    assert not e.annulus_valid and not e.valid
+    assert e.annulus_source == AnnulusSource.NONE
+    assert "AA1 not measured" in e.annulus_reason and "no pigtail binding" in e.annulus_reason
+    assert e.invalid_reason.startswith("annulus:")
+    assert not e.catheter_valid and e.catheter_reason == "annulus invalid"
+    assert e.extraction_valid  # extraction does not need the annulus
+    assert e.tracking_state == TrackingState.DEGRADED
+
+
+def test_pigtail_missing_beyond_the_limit_loses_the_annulus_until_the_next_contrast() -> None:
+    est = _estimator(pigtail_missing_max_s=0.3)
+    t = _bind(est, _scene())
+    washout = ANATOMY + STENT
+    short = est.update(t, _tracked(t, _scene(), lost=(*washout, Kp.PT)), MM_PER_PX)
+    assert not short.annulus_valid and short.annulus_source == AnnulusSource.PIGTAIL_BOUND
+    assert "PT lost" in short.annulus_reason
+    gone = est.update(t + 0.4, _tracked(t + 0.4, _scene(), lost=(*washout, Kp.PT)), MM_PER_PX)
+    assert gone.annulus_source == AnnulusSource.NONE and "annulus lost" in gone.annulus_reason
+    back = est.update(t + 0.5, _tracked(t + 0.5, _scene(), lost=washout), MM_PER_PX)
+    assert not back.annulus_valid and not back.valid  # the binding is gone for good
+    again = est.update(t + 0.6, _tracked(t + 0.6, _scene(), lost=STENT), MM_PER_PX)
+    assert again.valid and again.annulus_source == AnnulusSource.CONTRAST
+
+
+def test_briefly_coasting_pigtail_keeps_the_bound_annulus_valid() -> None:
+    est = _estimator(max_predicted_s=0.2)
+    t = _bind(est, _scene())
+    e = est.update(t, _tracked(t, _scene(), lost=ANATOMY + STENT, predicted=(Kp.PT,)), MM_PER_PX)
+    assert e.annulus_valid and e.valid
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "reason"),
+    [
+        ({"lost": (Kp.CT, *STENT)}, "CT lost"),
+        ({"lost": STENT, "predicted": (Kp.CT,), "predicted_for_s": 0.35}, "CT coasting"),
+        ({"lost": STENT, "uncertain": (Kp.CT,)}, "CT uncertain (2.4 mm"),
+        ({"lost": STENT, "young": (Kp.CT,)}, "CT track not confirmed (1/3"),
+    ],
+)
+def test_lost_long_coasted_uncertain_or_unconfirmed_tip_is_never_valid(kwargs: dict, reason: str) -> None:
+    est = _estimator(max_predicted_s=0.2, max_keypoint_std_mm=2.0)
+    t = _bind(est, _scene())
+    e = est.update(t, _tracked(t, _scene(), **kwargs), MM_PER_PX)
+    assert not e.valid and not e.catheter_valid
+    assert reason in e.catheter_reason and reason in e.invalid_reason
+    assert math.isnan(e.depth_error_mm) and e.depth_source == DepthSource.NONE
+
+
+def test_implausible_annulus_diameter_is_invalid_with_a_reason() -> None:
+    xy = _scene()
+    xy[Kp.AA2] = (330, 300)  # 130 px = 52 mm
+    e = _estimator().update(0.0, _tracked(0.0, xy, lost=STENT), MM_PER_PX)
+    assert not e.annulus_valid and "diameter 52.0 mm outside" in e.annulus_reason
+
+
+def test_tip_depth_beyond_the_sanity_limit_is_inconsistent() -> None:
+    xy = _scene()
+    xy[Kp.CT] = (232.5, 300 + 45 / MM_PER_PX)
+    e = _estimator().update(0.0, _tracked(0.0, xy, lost=STENT), MM_PER_PX)
+    assert e.annulus_valid and not e.catheter_valid and not e.valid
+    assert "tip depth +45.0 mm beyond" in e.catheter_reason
+
+
+def test_closed_capsule_reference_is_learned_from_the_first_frames() -> None:
+    est = _estimator(cp_cd_closed_mm=0.0, reference_learn_frames=3, valve_frame_height_mm=18.0)
+    xy = _scene()  # CP-CD 90 px = 36 mm
+    first = [est.update(i * 0.1, _tracked(i * 0.1, xy, lost=STENT), MM_PER_PX) for i in range(3)]
+    assert [e.extraction_valid for e in first] == [False, False, True]
+    assert "learning" in first[0].extraction_reason
+    assert first[2].capsule_retraction_mm == pytest.approx(0.0)
+    xy[Kp.CD] += (0, -9 / MM_PER_PX)  # capsule pulled back 9 mm
+    e = est.update(0.3, _tracked(0.3, xy), MM_PER_PX)
+    assert e.extraction_valid
+    assert e.capsule_retraction_mm == pytest.approx(9.0)
+    assert e.deployment_fraction == pytest.approx(0.5)
+
+
+def test_depth_source_switches_to_the_stent_once_deployment_starts_and_stays() -> None:
+    est = _estimator(cp_cd_closed_mm=36.0, deployment_start_mm=1.0)
+    xy = _scene()
+    before = est.update(0.0, _tracked(0.0, xy, lost=STENT), MM_PER_PX)
+    assert before.depth_source == DepthSource.TIP
+    xy[Kp.CD] += (0, -5 / MM_PER_PX)
+    during = est.update(0.1, _tracked(0.1, xy), MM_PER_PX)
+    assert during.valid and during.depth_source == DepthSource.STENT
+    assert during.depth_mm == pytest.approx(4.8) and during.stent_asymmetry_mm == pytest.approx(0.0)
+    edges_missing = est.update(0.2, _tracked(0.2, xy, lost=STENT), MM_PER_PX)
+    assert not edges_missing.valid and edges_missing.catheter_valid  # the tip is not used any more
+    assert edges_missing.invalid_reason.startswith("stent:")
+
+
+def test_stale_tracking_invalidates_everything() -> None:
+    e = _estimator(max_staleness_s=0.2).update(1.0, _tracked(0.5, _scene()), MM_PER_PX)
+    assert not any((e.valid, e.annulus_valid, e.catheter_valid, e.stent_valid, e.extraction_valid))
+    assert "stale" in e.invalid_reason and e.tracking_state == TrackingState.LOST
+
+
+@pytest.mark.parametrize("scale", [0.0, -0.3, math.nan])
+def test_unusable_scale_invalidates_everything(scale: float) -> None:
+    e = _estimator().update(0.0, _tracked(0.0, _scene()), scale)
+    assert not e.valid and "mm_per_px" in e.invalid_reason and "mm_per_px" in e.annulus_reason
+
+
+def test_time_going_backwards_drops_the_binding() -> None:
+    est = _estimator()
+    _bind(est, _scene())
+    e = est.update(0.0, _tracked(0.0, _scene(), lost=ANATOMY + STENT), MM_PER_PX)
+    assert not e.annulus_valid and "no pigtail binding" in e.annulus_reason
+
+
+def test_invalid_parameters_are_refused() -> None:
+    with pytest.raises(ValueError, match="annulus diameter range"):
+        GeometryParams(annulus_diameter_min_mm=40.0)
+
+
+def test_contrast_annulus_far_from_the_carried_one_is_inconsistent_until_the_binding_follows() -> None:
+    est = _estimator(annulus_consistency_mm=3.0, binding_average_s=0.2)
+    t = _bind(est, _scene())
+    moved = _scene()
+    for kp in ANATOMY:
+        moved[kp] += (0.0, 5.0 / MM_PER_PX)  # the annulus detected 5 mm lower, PT where it was
+    first = est.update(t, _tracked(t, moved, lost=STENT), MM_PER_PX)
+    assert not first.annulus_valid and "5.0 mm apart" in first.annulus_reason and not first.valid
+    later = [
+        est.update(t + 0.1 * i, _tracked(t + 0.1 * i, moved, lost=STENT), MM_PER_PX) for i in range(1, 20)
+    ]
+    assert later[-1].annulus_valid and later[-1].annulus_source == AnnulusSource.CONTRAST
+
+
+def test_frame_edges_far_from_the_tip_are_inconsistent() -> None:
+    xy = _scene()
+    xy[Kp.CD] += (0, -5 / MM_PER_PX)  # deploying
+    xy[Kp.FE1] += (0, 8 / MM_PER_PX)
+    xy[Kp.FE2] += (0, 8 / MM_PER_PX)
+    e = _estimator().update(0.0, _tracked(0.0, xy), MM_PER_PX)
+    assert not e.stent_valid and "from the tip depth" in e.stent_reason
+
+
+def test_frame_edges_seen_with_the_capsule_closed_do_not_start_deployment() -> None:
+    est = _estimator(stent_min_retraction_mm=1.0)
+    e = est.update(0.0, _tracked(0.0, _scene()), MM_PER_PX)  # FE detected, retraction 0
+    assert not e.stent_valid and "capsule closed" in e.stent_reason
+    assert e.valid and e.depth_source == DepthSource.TIP
+
+
+def test_frame_edges_with_an_unknown_capsule_state_before_deployment_are_not_used() -> None:
+    est = _estimator(cp_cd_closed_mm=0.0, reference_learn_frames=5)
+    e = est.update(0.0, _tracked(0.0, _scene()), MM_PER_PX)
+    assert not e.extraction_valid and not e.stent_valid
+    assert "capsule state unknown" in e.stent_reason and e.depth_source == DepthSource.TIP

@@ -1,0 +1,64 @@
+"""The shipped model: files and hashes, ONNX == torch, and detection on freshly simulated frames."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tavi_perception.cli import main as cli_main
+from tavi_perception.inference import create_engine
+from tavi_perception.keypoints import KEYPOINT_NAMES
+from tavi_perception.model.datasets import load_samples, read_image
+from tavi_perception.model.export import sha256_of
+
+MODELS = Path(__file__).resolve().parents[1] / "models"
+ONNX = MODELS / "tavi_keypoints.onnx"
+
+
+@pytest.fixture(scope="module")
+def sim_data(tmp_path_factory):
+    """Two simulated cases (seeds unrelated to training and test split) at 512² mono8/mono16 and 1024²."""
+    root = tmp_path_factory.mktemp("shipped")
+    common = ["--cases", "2", "--frames-per-case", "5", "--seed", "424242", "--quiet"]
+    for name, extra in (("m8", []), ("m16", ["--bit-depth", "16"]), ("big", ["--size", "1024"])):
+        assert cli_main(["dataset", "--out", str(root / name), *common, *extra]) == 0
+    return root
+
+
+def test_shipped_files_match_their_metadata():
+    meta = json.loads(ONNX.with_suffix(".json").read_text())
+    assert meta["onnx"]["sha256"] == sha256_of(ONNX)
+    assert meta["torch"]["sha256"] == sha256_of(ONNX.with_suffix(".pt"))
+    assert ONNX.stat().st_size < 5_000_000
+    assert meta["keypoint_names"] == list(KEYPOINT_NAMES)
+    assert meta["training"]["settings"]["seed"] == 0 and "command" in meta["training"]
+
+
+def test_shipped_onnx_and_torch_weights_give_the_same_detections(sim_data):
+    a = create_engine(ONNX, backend="onnxruntime")
+    b = create_engine(ONNX, backend="torch")
+    for s in load_samples(sim_data / "m8")[:4]:
+        image = read_image(s.image_path)
+        da, db = a.infer(image), b.infer(image)
+        np.testing.assert_allclose(da.xy_px, db.xy_px, atol=1e-2)
+        np.testing.assert_allclose(da.visibility, db.visibility, atol=1e-4)
+
+
+@pytest.mark.parametrize("variant", ["m8", "m16", "big"])
+def test_shipped_model_finds_the_keypoints_of_simulated_frames(sim_data, variant, capsys):
+    assert cli_main(["eval", "--model", str(ONNX), "--data", str(sim_data / variant), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["frames"] == 10
+    assert result["f1"] > 0.9
+    assert result["median_error_px"] < 6.0  # at 512², whatever the input size
+
+
+def test_mono16_frame_gives_the_detections_of_its_mono8_twin(sim_data):
+    engine = create_engine(ONNX)
+    for s8, s16 in zip(load_samples(sim_data / "m8")[:4], load_samples(sim_data / "m16")[:4], strict=True):
+        d8, d16 = engine.infer(read_image(s8.image_path)), engine.infer(read_image(s16.image_path))
+        both = (d8.visibility > 0.5) & (d16.visibility > 0.5)
+        assert np.median(np.linalg.norm(d8.xy_px[both] - d16.xy_px[both], axis=1)) < 1.0

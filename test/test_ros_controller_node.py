@@ -1,0 +1,80 @@
+"""controller_node over real DDS: holds without guidance, acts on valid guidance, holds when it stops."""
+
+from __future__ import annotations
+
+import pytest
+from rcl_interfaces.msg import Parameter as ParameterMsg
+from rcl_interfaces.msg import ParameterType, ParameterValue
+from rcl_interfaces.srv import SetParameters
+from ros_graph import Probe
+from tavi_msgs.msg import Guidance, ManipulatorCommand
+
+pytestmark = pytest.mark.ros
+
+MODULE = "tavi_perception.ros.controller_node"
+
+
+def _guidance(depth_error_mm: float, *, valid: bool = True) -> Guidance:
+    msg = Guidance(valid=valid, depth_error_mm=depth_error_mm, depth_tolerance_mm=0.5)
+    msg.header.frame_id = "fluoro"
+    msg.header.stamp.sec, msg.header.stamp.nanosec = 1234, 5678
+    msg.invalid_reason = "" if valid else "annulus LOST"
+    return msg
+
+
+def test_controller_node_holds_then_advances_then_holds_when_guidance_stops() -> None:
+    with Probe() as probe:
+        node = probe.start(MODULE, ["-p", "rate_hz:=50.0", "-p", "guidance_timeout_s:=0.3"])
+        commands = probe.collect(ManipulatorCommand, "manipulator/command")
+        assert probe.spin_until(lambda: len(commands) > 0), "no command from controller_node"
+        assert commands[0].hold and "no guidance" in commands[0].reason
+
+        pub = probe.node.create_publisher(Guidance, "guidance", 10)
+        feeding = probe.node.create_timer(1 / 30, lambda: pub.publish(_guidance(-3.0)))
+        assert probe.spin_until(lambda: commands[-1].advance_speed_mm_s > 0.0), "controller never advanced"
+        moving = commands[-1]
+        assert not moving.hold
+        assert (moving.header.stamp.sec, moving.header.stamp.nanosec) == (1234, 5678)
+        assert moving.header.frame_id == "annulus"
+
+        feeding.cancel()
+        assert probe.spin_until(lambda: commands[-1].hold), "controller kept moving without guidance"
+        assert "stale" in commands[-1].reason
+        assert node.alive()
+
+
+def test_controller_node_holds_on_invalid_guidance() -> None:
+    with Probe() as probe:
+        probe.start(MODULE, ["-p", "rate_hz:=50.0"])
+        commands = probe.collect(ManipulatorCommand, "manipulator/command")
+        pub = probe.node.create_publisher(Guidance, "guidance", 10)
+        probe.node.create_timer(1 / 30, lambda: pub.publish(_guidance(-3.0, valid=False)))
+        assert probe.spin_until(lambda: bool(commands) and "annulus LOST" in commands[-1].reason)
+        assert commands[-1].hold and commands[-1].advance_speed_mm_s == 0.0
+
+
+def test_controller_node_refuses_out_of_range_parameters_with_a_clear_error() -> None:
+    with Probe() as probe:
+        node = probe.start(MODULE, ["-p", "max_advance_speed_mm_s:=500.0"])
+        code, output = node.wait(timeout_s=60)
+    assert code != 0
+    assert "max_advance_speed_mm_s" in output and "maximum" in output
+
+
+def test_controller_node_accepts_a_run_time_limit_change_and_rejects_a_read_only_one() -> None:
+    with Probe() as probe:
+        probe.start(MODULE)
+        client = probe.node.create_client(SetParameters, "controller_node/set_parameters")
+        assert probe.spin_until(lambda: client.service_is_ready()), "parameter service never appeared"
+
+        def set_param(name: str, value: float) -> bool:
+            param = ParameterMsg(
+                name=name, value=ParameterValue(type=ParameterType.PARAMETER_DOUBLE, double_value=value)
+            )
+            future = client.call_async(SetParameters.Request(parameters=[param]))
+            assert probe.spin_until(future.done), f"no answer setting {name}"
+            return future.result().results[0].successful
+
+        assert set_param("max_advance_speed_mm_s", 1.0)
+        assert not set_param("max_advance_speed_mm_s", 500.0)
+        assert not set_param("rate_hz", 10.0)

@@ -1,0 +1,131 @@
+"""simulator_node over real DDS: rate and stamps, ground truth matching each image, manipulator drive,
+parameter validation; plus its pure message builders."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from ros_graph import NodeProcess, Probe
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
+
+from tavi_perception.imaging import image_to_numpy
+from tavi_perception.keypoints import KEYPOINT_NAMES, Kp
+from tavi_perception.ros.messages import stamp_ns, stamp_to_s
+from tavi_perception.ros.params import ParameterError
+from tavi_perception.ros.simulator_node import command_schedule, truth_guidance, truth_keypoints
+from tavi_perception.sim import DeliveryState, ProcedureSimulator
+
+MODULE = "tavi_perception.ros.simulator_node"
+RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+
+
+@pytest.mark.ros
+def test_node_publishes_at_rate_with_ground_truth_matching_each_image() -> None:
+    with Probe("sim_rate_probe") as probe:
+        images = probe.collect(Image, "fluoro/image", RELIABLE)
+        keypoints = probe.collect(KeypointArray, "fluoro/ground_truth/keypoints", RELIABLE)
+        truth = probe.collect(Guidance, "fluoro/ground_truth/guidance", RELIABLE)
+        diagnostics = probe.collect(DiagnosticArray, "/diagnostics", RELIABLE)
+        probe.start(MODULE, ["-p", "fps:=10.0", "-p", "image_size:=256", "-p", "frame_id:=fluoro_test"])
+        assert probe.spin_until(
+            lambda: len(images) >= 25 and len(truth) >= 20 and len(keypoints) >= 20 and len(diagnostics) >= 2,
+            60,
+        )
+        report = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
+        assert diagnostics[-1].status[0].name.startswith("simulator_node") and float(report["rate_hz"]) > 0
+        image = images[3]
+        assert image.encoding == "mono8" and (image.width, image.height) == (256, 256)
+        assert image.header.frame_id == "fluoro_test"
+        assert image_to_numpy(image).shape == (256, 256)
+        stamps = [stamp_to_s(m.header.stamp) for m in images]
+        assert np.all(np.diff(stamps) > 0)
+        assert np.median(np.diff(stamps)) == pytest.approx(0.1, rel=0.2)
+        by_stamp = {stamp_ns(m.header.stamp): m for m in images}
+        for kp, g in zip(keypoints[:20], truth[:20], strict=True):
+            assert stamp_ns(kp.header.stamp) in by_stamp and kp.header == g.header
+            assert kp.header.frame_id == "fluoro_test"
+            assert [k.name for k in kp.keypoints] == list(KEYPOINT_NAMES)
+            assert all(
+                k.state in (0, 2) and k.visibility == (1.0 if k.state == 0 else 0.0) for k in kp.keypoints
+            )
+            assert g.valid and g.annulus_valid and g.catheter_valid and g.stent_valid and g.extraction_valid
+            assert g.mm_per_px > 0 and g.target_depth_mm == 4.0
+
+
+@pytest.mark.ros
+def test_command_drive_follows_the_manipulator_and_holds_without_commands() -> None:
+    with Probe("sim_command_probe") as probe:
+        images = probe.collect(Image, "fluoro/image", RELIABLE)
+        keypoints = probe.collect(KeypointArray, "fluoro/ground_truth/keypoints", RELIABLE)
+        truth = probe.collect(Guidance, "fluoro/ground_truth/guidance", RELIABLE)
+        commands = probe.node.create_publisher(ManipulatorCommand, "manipulator/command", 10)
+        probe.start(
+            MODULE,
+            [
+                "-p", "drive:=command", "-p", "fps:=15.0", "-p", "image_size:=256", "-p", "bit_depth:=16",
+                "-p", "start_tip_mm:=-10.0", "-p", "contrast_first_injection_s:=-1.0",
+            ],
+        )  # fmt: skip
+        assert probe.spin_until(lambda: len(truth) >= 5, 60)
+        assert images[0].encoding == "mono16"
+        start_depth = truth[-1].tip_depth_mm
+        advance = probe.node.create_timer(
+            0.05, lambda: commands.publish(ManipulatorCommand(advance_speed_mm_s=4.0, reason="test"))
+        )
+        assert probe.spin_until(lambda: truth[-1].tip_depth_mm > start_depth + 3.0, 30)
+        advance.cancel()
+        # no more commands: the node holds after command_timeout_s (0.5 s) and the tip stops (its image
+        # depth then only wobbles by the perspective of the heartbeat, well under 0.2 mm)
+        stopped_after = len(truth) + 10
+
+        def held() -> bool:
+            depths = [g.tip_depth_mm for g in truth[-8:]]
+            return len(truth) > stopped_after and max(depths) - min(depths) < 0.2
+
+        assert probe.spin_until(held, 30)
+        assert all(g.annulus_source == Guidance.ANNULUS_PIGTAIL_BOUND for g in truth)  # no contrast
+        assert all(kp.keypoints[Kp.AA1].state == 2 for kp in keypoints)
+        assert all(g.depth_source == Guidance.DEPTH_SOURCE_TIP and g.deployment_fraction == 0 for g in truth)
+
+
+@pytest.mark.ros
+def test_node_rejects_invalid_parameters() -> None:
+    proc = NodeProcess(MODULE, ["-p", "bit_depth:=12"])
+    code, out = proc.wait(60)
+    assert code == 2 and "bit_depth" in out
+    proc = NodeProcess(MODULE, ["-p", "fps:=0.0"])
+    code, out = proc.wait(60)
+    assert code == 2 and "fps" in out
+
+
+def test_command_schedule_from_parameters() -> None:
+    assert command_schedule(-1.0, 0.0, 2.0).fill(3.0) == 0.0
+    once = command_schedule(1.0, 0.0, 2.0)
+    assert once.fill(2.0) == pytest.approx(1.0) and once.fill(30.0) == 0.0
+    repeating = command_schedule(1.0, 10.0, 2.0)
+    assert repeating.fill(32.0) == pytest.approx(1.0)
+    with pytest.raises(ParameterError, match="contrast_interval_s"):
+        command_schedule(1.0, 1.0, 2.0)
+
+
+def test_truth_messages_carry_the_frame_truth() -> None:
+    sim = ProcedureSimulator(2, image_size=128)
+    sim.place(DeliveryState(3.0, 6.0))
+    frame = sim.step()
+    header = Header(frame_id="fluoro")
+    g = truth_guidance(frame, header, target_depth_mm=4.0, tolerance_mm=1.0, contrast_threshold=0.5)
+    t = frame.truth
+    assert g.depth_source == Guidance.DEPTH_SOURCE_STENT and g.depth_mm == pytest.approx(
+        t.stent_mean_depth_mm
+    )
+    assert g.depth_error_mm == pytest.approx(t.stent_mean_depth_mm - 4.0)
+    assert g.capsule_retraction_mm == pytest.approx(6.0) and g.tip_depth_mm == pytest.approx(t.tip_depth_mm)
+    assert (g.annulus_origin_x_px, g.annulus_origin_y_px) == pytest.approx(tuple(t.annulus.origin_px))
+    kp = truth_keypoints(frame, header, np.zeros((11, 2)))
+    assert (kp.image_width, kp.image_height) == (128, 128)
+    np.testing.assert_allclose([[k.x_px, k.y_px] for k in kp.keypoints], frame.keypoints_px)
+    assert [k.state == 0 for k in kp.keypoints] == list(frame.visible)

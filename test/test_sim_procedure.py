@@ -1,0 +1,168 @@
+"""Procedure mechanics: contrast bolus timing, manipulator kinematics and limits, scenario timelines."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from tavi_perception.sim import (
+    ContrastSchedule,
+    DeliveryCommand,
+    DeliveryLimits,
+    DeliveryState,
+    Injection,
+    ProcedureSimulator,
+    default_scenario,
+    sample_case,
+)
+from tavi_perception.sim.delivery import DeliveryRail, DeliverySystem, integrate
+from tavi_perception.sim.phantom import RootGeometry
+from tavi_perception.sim.scenario import PHASES, sampling_times
+
+
+def test_injection_rises_plateaus_and_washes_out() -> None:
+    inj = Injection(start_s=2.0, plateau_s=1.5, rise_s=0.3, washout_s=1.0)
+    assert inj.fill(1.99) == 0.0
+    assert 0.0 < inj.fill(2.15) < 1.0
+    assert inj.fill(2.3) == pytest.approx(1.0)
+    assert inj.fill(3.79) == pytest.approx(1.0)
+    assert 0.0 < inj.fill(4.3) < 1.0
+    assert inj.fill(4.81) == 0.0
+    rising = [inj.fill(t) for t in np.linspace(2.0, 2.3, 10)]
+    falling = [inj.fill(t) for t in np.linspace(3.8, 4.8, 10)]
+    assert rising == sorted(rising) and falling == sorted(falling, reverse=True)
+
+
+def test_repeating_schedule_repeats_and_one_offs_add() -> None:
+    schedule = ContrastSchedule(repeating=Injection(1.0, plateau_s=1.0), period_s=10.0)
+    for k in range(4):
+        assert schedule.fill(1.0 + 0.3 + 0.5 + 10.0 * k) == pytest.approx(1.0)
+        assert schedule.fill(6.0 + 10.0 * k) == 0.0
+    extra = schedule.with_injection(Injection(6.0, plateau_s=1.0))
+    assert extra.fill(6.8) == pytest.approx(1.0) and extra.fill(16.8) == 0.0
+    with pytest.raises(ValueError, match="period"):
+        ContrastSchedule(repeating=Injection(0.0, plateau_s=3.0), period_s=2.0)
+
+
+def test_no_injection_means_no_contrast() -> None:
+    assert all(ContrastSchedule().fill(t) == 0.0 for t in np.linspace(0, 100, 50))
+
+
+@pytest.fixture(scope="module")
+def sim() -> ProcedureSimulator:
+    return ProcedureSimulator(5, fps=10.0)
+
+
+def test_commanded_speeds_are_clipped_to_the_limits(sim: ProcedureSimulator) -> None:
+    sim.place(DeliveryState(-10.0, 0.0))
+    sim.command(DeliveryCommand(advance_speed_mm_s=100.0, retraction_speed_mm_s=50.0))
+    assert sim.applied_speeds() == (5.0, 2.0)
+    for _ in range(10):  # one second at 10 fps
+        sim.step()
+    assert sim.state.tip_sigma_mm == pytest.approx(-5.0)
+    assert sim.state.retraction_mm == pytest.approx(2.0)
+
+
+def test_retraction_never_reverses_and_hold_stops(sim: ProcedureSimulator) -> None:
+    sim.place(DeliveryState(0.0, 5.0))
+    sim.command(DeliveryCommand(advance_speed_mm_s=-1.0, retraction_speed_mm_s=-3.0))
+    for _ in range(5):
+        sim.step()
+    assert sim.state.retraction_mm == pytest.approx(5.0)
+    assert sim.state.tip_sigma_mm == pytest.approx(-0.5)
+    sim.command(DeliveryCommand(advance_speed_mm_s=3.0, retraction_speed_mm_s=1.0, hold=True))
+    before = sim.state
+    for _ in range(5):
+        sim.step()
+    assert sim.state == before
+
+
+def test_tip_and_retraction_stay_within_travel() -> None:
+    limits = DeliveryLimits()
+    state = integrate(DeliveryState(19.0, 44.0), 5.0, 2.0, 10.0, limits, max_retraction_mm=45.0)
+    assert state == DeliveryState(limits.tip_max_mm, 45.0)
+    state = integrate(DeliveryState(-29.0, 0.0), -5.0, 0.0, 10.0, limits, max_retraction_mm=45.0)
+    assert state.tip_sigma_mm == limits.tip_min_mm
+
+
+def test_place_rejects_states_outside_travel(sim: ProcedureSimulator) -> None:
+    with pytest.raises(ValueError, match="tip"):
+        sim.place(DeliveryState(40.0, 0.0))
+    with pytest.raises(ValueError, match="retraction"):
+        sim.place(DeliveryState(0.0, -1.0))
+
+
+def test_advancing_moves_the_tip_deeper(sim: ProcedureSimulator) -> None:
+    sim.place(DeliveryState(-5.0, 0.0))
+    first = sim.step().truth
+    sim.command(DeliveryCommand(advance_speed_mm_s=2.0))
+    for _ in range(20):
+        sim.step()
+    last = sim.step().truth  # after 2 s of advance: 4 mm along the rail
+    tilt = np.radians(sim.case.devices.delivery_tilt_deg)
+    assert last.tip_depth_3d_mm - first.tip_depth_3d_mm == pytest.approx(4.0 * np.cos(tilt), abs=1e-6)
+    assert last.tip_depth_mm > first.tip_depth_mm + 1.0  # seen deeper in the image too
+
+
+def test_retraction_shortens_cp_cd_by_the_retraction() -> None:
+    case = sample_case(8)
+    straight = dataclasses.replace(case.devices, rail_straight_mm=90.0)  # CP and CD on the straight part
+    system = DeliverySystem(RootGeometry(case.anatomy), straight)
+    closed = system.points(DeliveryState(3.0, 0.0))
+    assert np.linalg.norm(closed.cp - closed.cd) == pytest.approx(case.devices.cp_cd_closed_mm)
+    for r in (2.0, 10.0, 20.0):
+        p = system.points(DeliveryState(3.0, r))
+        assert np.linalg.norm(p.cp - p.cd) == pytest.approx(case.devices.cp_cd_closed_mm - r)
+        np.testing.assert_allclose(p.cp, closed.cp)  # CP is fixed to the valve
+        np.testing.assert_allclose(p.ct, closed.ct)
+
+
+def test_rail_is_continuous_and_smooth() -> None:
+    case = sample_case(4)
+    rail = DeliveryRail(RootGeometry(case.anatomy), case.devices)
+    sigma = np.linspace(rail.sigma_min, 40.0, 4000)
+    pts = rail.point(sigma)
+    steps = np.linalg.norm(np.diff(pts, axis=0), axis=1)
+    np.testing.assert_allclose(steps, sigma[1] - sigma[0], rtol=1e-6)  # unit speed: sigma is arc length
+    tangent, normal, _ = rail.frame(sigma)
+    np.testing.assert_allclose(np.einsum("ij,ij->i", tangent, normal), 0.0, atol=1e-9)
+    finite = np.diff(pts, axis=0) / steps[:, None]
+    np.testing.assert_allclose(finite, tangent[:-1], atol=2e-3)
+
+
+def test_default_scenario_runs_every_phase_to_full_release() -> None:
+    case = sample_case(21)
+    scenario = default_scenario(case)
+    limits = DeliveryLimits()
+    height = case.devices.frame_height_mm
+    times = np.linspace(0.0, scenario.duration_s, 600)
+    phases = [scenario.phase_at(t) for t in times]
+    assert [p for i, p in enumerate(phases) if i == 0 or p != phases[i - 1]] == list(PHASES)
+    states = [scenario.state_at(t, limits, height) for t in times]
+    retraction = np.array([s.retraction_mm for s in states])
+    assert retraction[0] == 0.0 and retraction[-1] == pytest.approx(height)
+    assert np.all(np.diff(retraction) >= 0.0)
+    assert all(p in ("approach", "positioning") for p, r in zip(phases, retraction, strict=True) if r == 0.0)
+    fills = np.array([scenario.contrast.fill(t) for t in times])
+    assert 0.25 < np.mean(fills >= 0.5) < 0.6  # contrast puffs with contrast-free stretches
+    tips = np.array([s.tip_sigma_mm for s in states])
+    assert tips[0] < -10.0 and 0.0 < tips[-1] < 10.0  # from the aorta down to the annulus
+
+
+def test_scenario_without_first_puff_starts_without_contrast() -> None:
+    case = sample_case(2)
+    late = default_scenario(case, contrast_at_start=False)
+    first = min(inj.start_s for inj in late.contrast.injections)
+    assert first > 3.0
+    assert all(late.contrast.fill(t) == 0.0 for t in np.linspace(0.0, first, 30))
+    assert default_scenario(case).contrast.fill(1.5) > 0.0
+
+
+def test_sampling_spreads_frames_over_the_timeline_and_phases() -> None:
+    scenario = default_scenario(sample_case(13))
+    times = sampling_times(scenario, 100, np.random.default_rng(0))
+    assert np.all(np.diff(times) > 0) and times[0] >= 0.0 and times[-1] <= scenario.duration_s
+    counts = {p: sum(scenario.phase_at(t) == p for t in times) for p in PHASES}
+    assert counts == {"approach": 20, "positioning": 30, "deployment": 30, "release": 20}
