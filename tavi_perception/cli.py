@@ -15,6 +15,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tavi_perception.ros.demo",
         "the simulated procedure through real ROS 2 nodes; report in runs/<name>/",
     ),
+    "loop": (
+        "tavi_perception.ros.loop_runner",
+        "closed-loop trials (randomised cases, injected faults) through real ROS 2 nodes",
+    ),
     "bag": ("tavi_perception.ros.bag", "rosbag2 (MCAP/sqlite3) record | play | info"),
     "dataset": ("tavi_perception.sim.dataset", "synthetic fluoroscopy + COCO keypoints + true geometry"),
     "sim-montage": ("tavi_perception.sim.montage", "PNG of simulator renders with the truth drawn"),

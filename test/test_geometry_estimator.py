@@ -286,3 +286,59 @@ def test_frame_edges_with_an_unknown_capsule_state_before_deployment_are_not_use
     e = est.update(0.0, _tracked(0.0, _scene()), MM_PER_PX)
     assert not e.extraction_valid and not e.stent_valid
     assert "capsule state unknown" in e.stent_reason and e.depth_source == DepthSource.TIP
+
+
+def _learn_anchor(est: GuidanceEstimator, xy: np.ndarray) -> float:
+    """Enough frames with CT and CP measured to learn the CT-CP distance; returns the next time."""
+    return _bind(est, xy, frames=est.params.reference_learn_frames)
+
+
+def test_tip_away_from_its_learned_distance_to_the_anchor_cp_is_a_misdetection() -> None:
+    est = _estimator(anchor_consistency_mm=4.0)
+    xy = _scene()
+    t = _learn_anchor(est, xy)
+    jumped = xy.copy()
+    jumped[Kp.CT] += (0, -30)  # 12 mm nearer CP, e.g. the detector locked onto another feature
+    out = est.update(t, _tracked(t, jumped, lost=STENT), MM_PER_PX)
+    assert not out.catheter_valid and not out.valid
+    assert "from CP" in out.catheter_reason and out.invalid_reason.startswith("catheter:")
+    within = xy.copy()
+    within[Kp.CT] += (0, 7.5)  # 3 mm deeper: inside the tolerance, a real advance
+    assert est.update(t + 0.1, _tracked(t + 0.1, within, lost=STENT), MM_PER_PX).catheter_valid
+
+
+def test_anchor_check_waits_for_the_learned_distance_and_for_a_usable_cp() -> None:
+    est = _estimator()
+    xy = _scene()
+    jumped = xy.copy()
+    jumped[Kp.CT] += (0, -30)
+    t = _learn_anchor(est, xy)
+    no_cp = est.update(t, _tracked(t, jumped, lost=(*STENT, Kp.CP)), MM_PER_PX)
+    assert no_cp.catheter_valid  # unverifiable is not inconsistent; CP missing only stops the extraction
+    fresh = _estimator().update(0.0, _tracked(0.0, jumped, lost=STENT), MM_PER_PX)
+    assert fresh.catheter_valid  # nothing learned yet
+
+
+def test_frame_edges_whose_centre_is_not_at_the_tip_distance_from_cp_are_rejected() -> None:
+    est = _estimator(cp_cd_closed_mm=36.0, deployment_start_mm=1.0)
+    xy = _scene()
+    t = _learn_anchor(est, xy)
+    xy[Kp.CD] += (0, -5 / MM_PER_PX)  # 5 mm retraction
+    edges_off = xy.copy()
+    edges_off[[Kp.FE1, Kp.FE2]] += (0, -40)  # both edges 16 mm towards CP, the tip still in place
+    out = est.update(t, _tracked(t, edges_off, lost=(Kp.CT,)), MM_PER_PX)
+    assert not out.stent_valid and "frame-edge midpoint" in out.stent_reason
+    assert out.depth_source != DepthSource.STENT  # a rejected edge pair does not start deployment
+    assert est.update(t + 0.1, _tracked(t + 0.1, xy), MM_PER_PX).stent_valid
+
+
+def test_a_retraction_without_valid_frame_edges_does_not_start_deployment() -> None:
+    est = _estimator(cp_cd_closed_mm=36.0, deployment_start_mm=1.0)
+    xy = _scene()
+    xy[Kp.CD] += (0, -5 / MM_PER_PX)  # looks like 5 mm retraction (or a CD misdetected towards CP)
+    for i in range(5):
+        out = est.update(0.1 * i, _tracked(0.1 * i, xy, lost=STENT), MM_PER_PX)
+        assert out.extraction_valid and out.capsule_retraction_mm == pytest.approx(5.0)
+        assert out.depth_source == DepthSource.TIP and out.valid
+    started = est.update(0.5, _tracked(0.5, xy), MM_PER_PX)
+    assert started.depth_source == DepthSource.STENT

@@ -16,7 +16,7 @@ from tavi_perception.imaging import image_to_numpy
 from tavi_perception.keypoints import KEYPOINT_NAMES, Kp
 from tavi_perception.ros.messages import stamp_ns, stamp_to_s
 from tavi_perception.ros.params import ParameterError
-from tavi_perception.ros.simulator_node import command_schedule, truth_guidance, truth_keypoints
+from tavi_perception.ros.simulator_node import command_schedule, frame_fault, truth_guidance, truth_keypoints
 from tavi_perception.sim import DeliveryState, ProcedureSimulator
 
 MODULE = "tavi_perception.ros.simulator_node"
@@ -129,3 +129,14 @@ def test_truth_messages_carry_the_frame_truth() -> None:
     assert (kp.image_width, kp.image_height) == (128, 128)
     np.testing.assert_allclose([[k.x_px, k.y_px] for k in kp.keypoints], frame.keypoints_px)
     assert [k.state == 0 for k in kp.keypoints] == list(frame.visible)
+
+
+def test_frame_fault_freezes_inside_the_window_and_drops_by_the_draw() -> None:
+    window = {"drop_probability": 0.0, "freeze_start_s": 2.0, "freeze_duration_s": 1.5}
+    assert frame_fault(1.9, 0.5, **window) == ""
+    assert frame_fault(2.0, 0.5, **window) == "frozen" and frame_fault(3.4, 0.5, **window) == "frozen"
+    assert frame_fault(3.5, 0.5, **window) == ""
+    never = {"freeze_start_s": -1.0, "freeze_duration_s": 5.0}
+    assert frame_fault(0.0, 0.19, 0.2, **never) == "dropped"
+    assert frame_fault(0.0, 0.2, 0.2, **never) == ""
+    assert frame_fault(0.0, 0.0, 0.0, **never) == ""  # probability 0 never drops

@@ -12,15 +12,20 @@ Blocks and their validity (each invalid block says why in ``*_reason``; numbers 
   drops the binding (annulus LOST until the next contrast). A projected AA1-AA2 distance outside the
   sanity range is invalid, and so is a contrast annulus more than ``annulus_consistency_mm`` from the
   pigtail-carried one.
-- catheter: CT and CD usable and the annulus valid; tip depth/lateral within the sanity limits.
-- stent: FE1 and FE2 usable and the annulus valid; depths within the sanity limits and, while the tip
-  is measured, the mean depth within ``stent_tip_consistency_mm`` of the tip depth; before deployment
-  has started, a valid retraction of at least ``stent_min_retraction_mm`` (edges show once uncovered).
+- catheter: CT and CD usable and the annulus valid; tip depth/lateral within the sanity limits; while CP
+  is usable, CT within ``anchor_consistency_mm`` of its learned distance from CP (CT-CP is fixed).
+- stent: FE1 and FE2 usable and the annulus valid; while CP is usable, the FE1-FE2 midpoint (the inflow
+  edge's centre, which sits at CT) within ``anchor_consistency_mm`` of the learned CT-CP distance from CP;
+  depths within the sanity limits and, while the tip is measured, the mean depth within
+  ``stent_tip_consistency_mm`` of the tip depth; before deployment has started, a valid retraction of at
+  least ``stent_min_retraction_mm`` (edges show once uncovered).
 - extraction: CP and CD usable; closed-capsule CP-CD reference from ``cp_cd_closed_mm``, or, when that is
   0, learned as the median of the first ``reference_learn_frames`` frames with CP and CD usable and no
   frame edge in sight (capsule still closed). Retraction outside ``[-margin, height + margin]``: invalid.
-- guidance: depth source TIP until deployment starts (a valid retraction >= ``deployment_start_mm``;
-  latched), STENT afterwards. ``valid`` only when the annulus and the active depth block are valid.
+- guidance: depth source TIP until deployment starts (latched once a retraction >= ``deployment_start_mm``
+  is measured together with valid frame edges: a misdetected CD can fake a retraction, but the capsule
+  uncovering the frame shows both edges), STENT afterwards. ``valid`` only when the annulus and the
+  active depth block are valid.
 
 A keypoint is *usable* when MEASURED, or PREDICTED for at most ``max_predicted_s``, its track has
 accepted at least ``min_track_hits`` detections (a track born on one outlier is not trusted) and its
@@ -96,6 +101,11 @@ class GeometryParams:
     # [mm] stent mean depth this far from the tip depth is inconsistent: the frame's inflow edge sits at
     # CT (delivery-system contract, docs/ARCHITECTURE.md)
     stent_tip_consistency_mm: float = 5.0
+    # [mm] CP, the tip CT and the centre of the frame's inflow edge (FE1-FE2 midpoint) are fixed to each
+    # other on the inner shaft: CT, and the frame-edge midpoint, this much farther from or nearer to CP
+    # than the CT-CP distance learned from the first reference_learn_frames frames is a misdetection.
+    # The projected distance changes with foreshortening by ~1 mm while the catheter moves.
+    anchor_consistency_mm: float = 4.0
     # [mm] before deployment has started, frame edges need at least this capsule retraction (they show
     # once the capsule uncovers the frame; 1 mm is above the projected CP-CD noise)
     stent_min_retraction_mm: float = 1.0
@@ -121,6 +131,7 @@ class GeometryParams:
             < self.annulus_diameter_max_mm,
             "annulus_consistency_mm must be > 0": self.annulus_consistency_mm > 0,
             "stent_tip_consistency_mm must be > 0": self.stent_tip_consistency_mm > 0,
+            "anchor_consistency_mm must be > 0": self.anchor_consistency_mm > 0,
             "depth_limit_mm must be > 0": self.depth_limit_mm > 0,
             "lateral_limit_mm must be > 0": self.lateral_limit_mm > 0,
             "pigtail_missing_max_s must be >= 0": self.pigtail_missing_max_s >= 0,
@@ -182,8 +193,8 @@ class GuidanceEstimate:
 
 
 @dataclass
-class _ClosedCapsuleReference:
-    """CP-CD distance with the capsule closed: fixed, or the median of the first frames."""
+class _LearnedDistance:
+    """A distance that is constant for a procedure [mm]: fixed, or the median of the first frames."""
 
     fixed_mm: float
     learn_frames: int
@@ -215,7 +226,8 @@ class GuidanceEstimator:
         self._t_s: float | None = None
         self._binding = PigtailBinding(p.binding_average_s)
         self._pt_seen_s = -math.inf
-        self._reference = _ClosedCapsuleReference(p.cp_cd_closed_mm, p.reference_learn_frames)
+        self._reference = _LearnedDistance(p.cp_cd_closed_mm, p.reference_learn_frames)
+        self._tip_anchor = _LearnedDistance(0.0, p.reference_learn_frames)  # CT-CP
         self._deployment_started = False
 
     def update(self, t_s: float, tracked: TrackedKeypoints, mm_per_px: float) -> GuidanceEstimate:
@@ -247,6 +259,8 @@ class GuidanceEstimator:
         self._catheter(view, annulus, est)
         self._extraction(view, est)
         self._stent(view, annulus, est)
+        if est.stent_valid and est.extraction_valid and est.capsule_retraction_mm >= p.deployment_start_mm:
+            self._deployment_started = True
         self._guidance(est)
         return est
 
@@ -321,6 +335,8 @@ class GuidanceEstimator:
         if problem is None and annulus is None:
             problem = "annulus invalid"
         if problem is None:
+            problem = self._anchor_problem(view, view.tracked.xy_px[Kp.CT], "tip CT", learn=True)
+        if problem is None:
             frame, root_axis = annulus
             xy = view.tracked.xy_px
             try:
@@ -350,6 +366,9 @@ class GuidanceEstimator:
         if problem is None and annulus is None:
             problem = "annulus invalid"
         if problem is None:
+            middle = 0.5 * (view.tracked.xy_px[Kp.FE1] + view.tracked.xy_px[Kp.FE2])
+            problem = self._anchor_problem(view, middle, "frame-edge midpoint", learn=False)
+        if problem is None:
             xy = view.tracked.xy_px
             try:
                 dev = stent_deviation(annulus[0], xy[Kp.FE1], xy[Kp.FE2], view.mm_per_px)
@@ -378,6 +397,28 @@ class GuidanceEstimator:
         est.stent_asymmetry_mm = dev.asymmetry_mm
         est.stent_tilt_deg = dev.tilt_deg
 
+    def _anchor_problem(
+        self, view: _KeypointView, point_px: np.ndarray, what: str, learn: bool
+    ) -> str | None:
+        """Why ``point_px`` (CT or the frame-edge midpoint) is inconsistent with the anchor CP, or None.
+
+        Unchecked (None) while CP is unusable or the CT-CP distance is still being learned; ``learn``
+        feeds the learning with frames where CT and CP are both measured.
+        """
+        if view.problem(Kp.CP) is not None:
+            return None
+        distance_mm = float(np.hypot(*(point_px - view.tracked.xy_px[Kp.CP]))) * view.mm_per_px
+        anchor = self._tip_anchor
+        if learn and view.first_problem((Kp.CT, Kp.CP), measured=True) is None:
+            anchor.observe(distance_mm)
+        expected_mm = anchor.value_mm
+        if expected_mm is None or abs(distance_mm - expected_mm) <= self.params.anchor_consistency_mm:
+            return None
+        return (
+            f"{what} {distance_mm:.1f} mm from CP, expected {expected_mm:.1f} ± "
+            f"{self.params.anchor_consistency_mm:g} mm (misdetection)"
+        )
+
     def _extraction(self, view: _KeypointView, est: GuidanceEstimate) -> None:
         p = self.params
         problem = view.first_problem((Kp.CP, Kp.CD))
@@ -402,8 +443,6 @@ class GuidanceEstimator:
         est.extraction_valid = True
         est.capsule_retraction_mm = retraction
         est.deployment_fraction = deployment_fraction(retraction, p.valve_frame_height_mm)
-        if retraction >= p.deployment_start_mm:
-            self._deployment_started = True
 
     def _guidance(self, est: GuidanceEstimate) -> None:
         p = self.params

@@ -19,13 +19,12 @@ import math
 import shlex
 import sys
 import time
-from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tqdm import tqdm
 
-from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec
+from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec, wait_for
 from tavi_perception.ros.report import (
     plot_depth,
     plot_keypoints,
@@ -34,6 +33,7 @@ from tavi_perception.ros.report import (
     write_gif,
     write_report,
 )
+from tavi_perception.trials import DONE_REASON
 
 SUMMARY_KEYS = (
     "frames",
@@ -43,7 +43,7 @@ SUMMARY_KEYS = (
     "latency_ms_p99",
     "dropped",
 )
-DONE_REASON = "deployment complete"
+
 NODE_DIAGNOSTICS = (  # the perception node's own account, from its last /diagnostics
     "processing_ms_p50",
     "processing_ms_p99",
@@ -83,7 +83,7 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _calibration(seed: int, image_size: int) -> tuple[float, float]:
+def case_calibration(seed: int, image_size: int) -> tuple[float, float]:
     """(mm_per_px, valve frame height mm) of the case: what the operator knows from C-arm and valve model."""
     from tavi_perception.sim import ProcedureSimulator, sample_case
 
@@ -123,41 +123,23 @@ def node_specs(args: argparse.Namespace, mm_per_px: float, frame_height_mm: floa
     ]
 
 
-def _wait_for(
-    condition: Callable[[], bool],
-    recorder: LoopRecorder,
-    procs: NodeProcesses,
-    what: str,
-    timeout_s: float = 120.0,
-) -> None:
-    """Spin until ``condition()``; raise with the log of a node that exited meanwhile."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if procs.dead():
-            name = procs.dead()[0]
-            raise RuntimeError(f"{name} exited at start:\n{procs.log_tail(name)}")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not happen within {timeout_s:.0f} s (see {procs.log_dir})")
-        recorder.spin_once(0.05)
-
-
 def run_loop(args: argparse.Namespace, out_dir: Path) -> tuple[LoopRecorder, str]:
     """Run until the deployment completes or ``max_duration``; returns the recorder and why it ended.
 
     Perception and the controller start first; the simulator (the first frame) only once perception is
     active, so no frame is lost to start-up.
     """
-    mm_per_px, frame_height_mm = _calibration(args.seed, args.image_size)
+    mm_per_px, frame_height_mm = case_calibration(args.seed, args.image_size)
     perception, controller, simulator = node_specs(args, mm_per_px, frame_height_mm)
     recorder = LoopRecorder()
     procs = NodeProcesses(out_dir / "logs", [perception, controller])
     ended = "max duration"
     try:
         active = lambda: recorder.perception_diagnostics.get("active") == "True"  # noqa: E731
-        _wait_for(active, recorder, procs, "perception start")
-        _wait_for(lambda: bool(recorder.commands), recorder, procs, "controller start")
+        wait_for(active, recorder, procs, "perception start")
+        wait_for(lambda: bool(recorder.commands), recorder, procs, "controller start")
         procs.start(simulator)
-        _wait_for(lambda: bool(recorder.truth), recorder, procs, "the first simulated frame")
+        wait_for(lambda: bool(recorder.truth), recorder, procs, "the first simulated frame")
         expected = math.ceil(args.max_duration * args.fps)
         start_s = time.monotonic()
         done_at_s: float | None = None

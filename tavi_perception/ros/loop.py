@@ -11,7 +11,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,6 +116,7 @@ def guidance_row(msg: Guidance) -> GuidanceRow:
         target_depth_mm=float(msg.target_depth_mm),
         depth_tolerance_mm=float(msg.depth_tolerance_mm),
         latency_ms=float(msg.latency_ms),
+        stent_asymmetry_mm=float(msg.stent_asymmetry_mm),
     )
 
 
@@ -180,3 +182,21 @@ class LoopRecorder:
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
+
+
+def wait_for(
+    condition: Callable[[], bool],
+    recorder: LoopRecorder,
+    procs: NodeProcesses,
+    what: str,
+    timeout_s: float = 120.0,
+) -> None:
+    """Spin until ``condition()``; raise with the log of a node that exited meanwhile."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if procs.dead():
+            name = procs.dead()[0]
+            raise RuntimeError(f"{name} exited at start:\n{procs.log_tail(name)}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not happen within {timeout_s:.0f} s (see {procs.log_dir})")
+        recorder.spin_once(0.05)

@@ -21,7 +21,8 @@ Topics (relative names; remap ``image`` to the camera topic):
 Every output header is the input image's header, unchanged. A frame is rejected (invalid guidance,
 counted in diagnostics, never a crash) when it is older than ``max_frame_age_ms`` on arrival (stale),
 when its stamp is not after the previous frame's (out of order; a jump back of more than
-``stamp_reset_s`` restarts tracking instead, e.g. a looping bag), when it is larger than
+``stamp_reset_s`` restarts tracking instead, e.g. a looping bag), when its pixels are bit-identical to the
+previous frame's (a frozen source re-sending an old image; ``reject_repeated_frames``), when it is larger than
 ``max_image_side_px`` or when it cannot be decoded (encoding, size, truncated data).
 """
 
@@ -63,7 +64,13 @@ from tavi_perception.ros.messages import (
 )
 from tavi_perception.ros.overlay import OverlayRenderer
 from tavi_perception.ros.params import ParamSpec, declare_parameters, dynamic_parameter_guard
-from tavi_perception.ros.pipeline import FrameResult, PerceptionPipeline, file_sha256, shipped_model_path
+from tavi_perception.ros.pipeline import (
+    FrameResult,
+    FrozenImageError,
+    PerceptionPipeline,
+    file_sha256,
+    shipped_model_path,
+)
 from tavi_perception.tracking import TrackerParams
 
 _GEO = GeometryParams()
@@ -93,6 +100,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "stamp_reset_s", 1.0, "[s] a stamp this far before the previous one restarts tracking", 0.0, 1e6
     ),
     ParamSpec("max_image_side_px", 4096, "[px] larger frames are rejected before decoding", 16, 65536),
+    ParamSpec(
+        "reject_repeated_frames",
+        True,
+        "reject a frame whose pixels equal the previous frame's (frozen source)",
+    ),
     # calibration
     _dyn("mm_per_px", 0.0, "[mm/px] scale at the isocentre; 0 = from pixel spacing, SID and SOD", 0.0, 10.0),
     _dyn("imager_pixel_spacing_mm", 0.6, "[mm] detector pixel spacing at calibration_width_px", 1e-4, 10.0),
@@ -167,6 +179,7 @@ class PerceptionNode(LifecycleNode):
             engine,
             TrackerParams(**_subset(v, _TRACKER_KEYS)),  # type: ignore[arg-type]
             GeometryParams(**_subset(v, _GEOMETRY_KEYS)),  # type: ignore[arg-type]
+            reject_repeated=bool(v["reject_repeated_frames"]),
         )
         out_qos = QoSProfile(depth=v["output_qos_depth"], reliability=ReliabilityPolicy.RELIABLE)
         self._guidance_pub = self.create_lifecycle_publisher(Guidance, "guidance", out_qos)
@@ -306,6 +319,10 @@ class PerceptionNode(LifecycleNode):
         try:
             image = image_to_grey(msg)
             result = self._pipeline.process(t_ns * 1e-9, image, self.mm_per_px_for(msg.width))
+        except FrozenImageError as err:
+            self._frozen += 1
+            self._reject(header, f"frozen image: {err}")
+            return
         except (ImageConversionError, ValueError) as err:
             self._malformed += 1
             self._reject(header, f"bad image: {err}")
@@ -389,6 +406,7 @@ class PerceptionNode(LifecycleNode):
         self._last_stamp_ns: int | None = None
         self._processed = self._valid = self._invalid = self._errors = self._resets = 0
         self._dropped_stale = self._out_of_order = self._malformed = self._dropped_transport = 0
+        self._frozen = 0
         self._frames_since_overlay = 0
         self._tracking_state = Guidance.TRACKING_LOST
         self._image_size = ""
@@ -409,6 +427,7 @@ class PerceptionNode(LifecycleNode):
             "dropped_transport": self._dropped_transport,
             "rejected_out_of_order": self._out_of_order,
             "rejected_malformed": self._malformed,
+            "rejected_frozen": self._frozen,
             "internal_errors": self._errors,
             "tracking_resets": self._resets,
             "latency_ms_p50": self._latency.percentile(50),

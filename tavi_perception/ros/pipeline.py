@@ -61,18 +61,32 @@ class FrameResult:
     geometry_ms: float  # [ms] geometry update
 
 
+class FrozenImageError(ValueError):
+    """The frame's pixels are bit-identical to the previous frame's: the source is frozen."""
+
+
 class PerceptionPipeline:
-    """Stateful per-frame perception: the engine is stateless, tracker and geometry carry time."""
+    """Stateful per-frame perception: the engine is stateless, tracker and geometry carry time.
+
+    With ``reject_repeated`` a frame whose pixels equal the previous frame's exactly is refused
+    (:class:`FrozenImageError`) before it reaches the tracker. Real fluoroscopy carries quantum noise, so
+    two acquisitions are never bit-identical; an identical frame is a stuck frame grabber or a
+    last-image-hold re-sent with a new stamp, and treating it as a new measurement would make a stale
+    position look current.
+    """
 
     def __init__(
         self,
         engine: InferenceEngine,
         tracker_params: TrackerParams | None = None,
         geometry_params: GeometryParams | None = None,
+        reject_repeated: bool = True,
     ) -> None:
         self.engine = engine
         self.tracker = KeypointTracker(tracker_params)
         self.estimator = GuidanceEstimator(geometry_params)
+        self.reject_repeated = reject_repeated
+        self._previous_image: np.ndarray | None = None
 
     @property
     def backend(self) -> str:
@@ -82,12 +96,18 @@ class PerceptionPipeline:
         """Forget every track and the geometry state (a new sequence starts)."""
         self.tracker.reset()
         self.estimator.reset()
+        self._previous_image = None
 
     def process(self, t_s: float, image: np.ndarray, mm_per_px: float) -> FrameResult:
         """Run one (H, W) grey frame taken at ``t_s`` [s] with scale ``mm_per_px`` [mm/px].
 
-        Raises ``ValueError`` for an image the engine cannot take (wrong shape, too small).
+        Raises ``ValueError`` for an image the engine cannot take (wrong shape, too small) and
+        :class:`FrozenImageError` for a repeated image (see the class docstring).
         """
+        if self.reject_repeated:
+            previous, self._previous_image = self._previous_image, image
+            if previous is not None and previous.shape == image.shape and np.array_equal(previous, image):
+                raise FrozenImageError("pixels identical to the previous frame (frozen source)")
         t0 = time.perf_counter()
         detections = self.engine.infer(image)
         t1 = time.perf_counter()

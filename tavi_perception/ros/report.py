@@ -55,6 +55,7 @@ class GuidanceRow:
     target_depth_mm: float
     depth_tolerance_mm: float
     latency_ms: float
+    stent_asymmetry_mm: float = math.nan
 
 
 @dataclass(frozen=True)

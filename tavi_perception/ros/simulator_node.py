@@ -11,6 +11,14 @@ Publishes, all with the same header (stamp = acquisition time on the node clock,
   geometry; depth source TIP before the capsule retraction starts, STENT after; annulus source CONTRAST
   while the root's contrast fill is at or above ``contrast_threshold``, PIGTAIL_BOUND otherwise.
 
+With ``wait_for_subscribers`` the procedure (its first frame, t = 0) starts only once ``fluoro/image``
+and the ground-truth topics have subscribers, so no frame of it is lost to DDS discovery.
+
+Fault injection (for ``tavi-perception loop``): ``fault_drop_probability`` withholds images,
+``fault_freeze_start_s``/``fault_freeze_duration_s`` freeze the pixels (old image, new stamps). The
+truth of such a frame is still published, with ``valid`` false and ``invalid_reason`` "injected fault:
+frame dropped" / "injected fault: frozen image" (no perception can give valid guidance for it).
+
 Also ``/diagnostics`` once a second: achieved rate, render time percentiles, case, drive and phase
 (WARN when the rate falls 10 % below ``fps``).
 
@@ -51,6 +59,7 @@ from tavi_perception.sim import (
     sample_case,
 )
 from tavi_perception.sim.delivery import HOLD
+from tavi_perception.trials import DROPPED_REASON, FROZEN_REASON
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
@@ -102,6 +111,28 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "image_reliable", True, "publish fluoro/image reliably (matches reliable and best-effort subscribers)"
     ),
     ParamSpec("publish_ground_truth", True, "publish fluoro/ground_truth/keypoints and guidance"),
+    ParamSpec(
+        "wait_for_subscribers",
+        False,
+        "start the procedure (first frame, t = 0) only once fluoro/image and the truth have subscribers",
+    ),
+    ParamSpec(
+        "fault_drop_probability",
+        0.0,
+        "[1] fault injection: share of images withheld (truth still sent)",
+        0.0,
+        1.0,
+    ),
+    ParamSpec(
+        "fault_freeze_start_s",
+        -1.0,
+        "[s] fault injection: from this time after the first frame the image pixels freeze; negative: never",
+        -1.0,
+        1.0e6,
+    ),
+    ParamSpec(
+        "fault_freeze_duration_s", 0.0, "[s] fault injection: how long the image stays frozen", 0.0, 1.0e6
+    ),
 )
 
 
@@ -118,6 +149,22 @@ def command_schedule(first_s: float, interval_s: float, plateau_s: float) -> Con
             )
         return ContrastSchedule(repeating=injection, period_s=interval_s)
     return ContrastSchedule((injection,))
+
+
+def frame_fault(
+    t_s: float, drop_draw: float, drop_probability: float, freeze_start_s: float, freeze_duration_s: float
+) -> str:
+    """The fault injected into the frame at ``t_s`` [s after the first frame]: "", "dropped" or "frozen".
+
+    ``drop_draw`` is a uniform draw in [0, 1) for this frame. A frozen frame re-sends the pixels of the
+    last frame before the freeze with a new header, as a frame grabber stuck on an old buffer (or a
+    last-image-hold) would; a dropped frame is not sent at all. The truth of both is still published.
+    """
+    if 0.0 <= freeze_start_s <= t_s < freeze_start_s + freeze_duration_s:
+        return "frozen"
+    if drop_draw < drop_probability:
+        return "dropped"
+    return ""
 
 
 def truth_guidance(
@@ -200,6 +247,10 @@ class SimulatorNode(Node):
             float(v["contrast_plateau_s"]),
         )
         self._encoding = "mono8" if v["bit_depth"] == 8 else "mono16"
+        self._fault_rng = np.random.default_rng([int(v["seed"]), 99])
+        self._first_frame_s: float | None = None
+        self._started = False
+        self._frozen_image: np.ndarray | None = None
         self._command_drive = v["drive"] == "command"
         self._last_command_s: float | None = None
         self._previous: SimFrame | None = None
@@ -247,7 +298,17 @@ class SimulatorNode(Node):
         self._last_command_s = time.monotonic()
         self._sim.command(DeliveryCommand(msg.advance_speed_mm_s, msg.retraction_speed_mm_s, bool(msg.hold)))
 
+    def _waiting_for_subscribers(self) -> bool:
+        """With ``wait_for_subscribers``: true until every output has a matched subscriber."""
+        if self._started:
+            return False
+        pubs = [self._image_pub] + ([self._truth_pub] if self._v["publish_ground_truth"] else [])
+        self._started = not self._v["wait_for_subscribers"] or all(p.get_subscription_count() for p in pubs)
+        return not self._started
+
     def _tick(self) -> None:
+        if self._waiting_for_subscribers():
+            return
         stamp = self.get_clock().now().to_msg()
         if self._command_drive:
             stale = self._last_command_s is None or (
@@ -264,7 +325,10 @@ class SimulatorNode(Node):
         self._render_ms.add(1e3 * (time.monotonic() - start))
         self._rate.tick(time.monotonic())
         header = Header(stamp=stamp, frame_id=str(self._v["frame_id"]))
-        self._image_pub.publish(numpy_to_image(frame.image, self._encoding, header))
+        fault = self._fault(frame)
+        if fault != "dropped":
+            image = self._frozen_image if fault == "frozen" else frame.image
+            self._image_pub.publish(numpy_to_image(image, self._encoding, header))
         if self._v["publish_ground_truth"]:
             prev = self._previous
             velocity = (
@@ -274,16 +338,35 @@ class SimulatorNode(Node):
             )
             self._kp_pub.publish(truth_keypoints(frame, header, velocity))
             v = self._v
-            self._truth_pub.publish(
-                truth_guidance(
-                    frame,
-                    header,
-                    float(v["target_depth_mm"]),
-                    float(v["depth_tolerance_mm"]),
-                    float(v["contrast_threshold"]),
-                )
+            truth = truth_guidance(
+                frame,
+                header,
+                float(v["target_depth_mm"]),
+                float(v["depth_tolerance_mm"]),
+                float(v["contrast_threshold"]),
             )
+            if fault:  # no perception can give valid guidance for this frame
+                truth.valid = False
+                truth.invalid_reason = DROPPED_REASON if fault == "dropped" else FROZEN_REASON
+            self._truth_pub.publish(truth)
         self._previous = frame
+
+    def _fault(self, frame: SimFrame) -> str:
+        """The injected fault of this frame (see :func:`frame_fault`); keeps the pixels to freeze on."""
+        v = self._v
+        now_s = time.monotonic()
+        if self._first_frame_s is None:
+            self._first_frame_s = now_s
+        fault = frame_fault(
+            now_s - self._first_frame_s,
+            float(self._fault_rng.random()),
+            float(v["fault_drop_probability"]),
+            float(v["fault_freeze_start_s"]),
+            float(v["fault_freeze_duration_s"]),
+        )
+        if fault != "frozen" or self._frozen_image is None:
+            self._frozen_image = frame.image
+        return fault
 
     def _publish_diagnostics(self) -> None:
         rate = self._rate.rate_hz(time.monotonic())

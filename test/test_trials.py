@@ -1,0 +1,148 @@
+"""Closed-loop trial definitions (no ROS): randomisation, moves while invalid, per-trial outcome, summary."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tavi_perception.ros.report import CommandRow, GuidanceRow
+from tavi_perception.trials import (
+    DONE_REASON,
+    DROPPED_REASON,
+    FAULTS,
+    FROZEN_REASON,
+    TrialSpec,
+    moves_while_invalid,
+    plot_trials,
+    sample_trial,
+    summarize_trials,
+    trial_result,
+)
+
+TARGET, TOL = 4.0, 1.0
+NS = 1_000_000_000
+
+
+def _row(t_s: float, depth: float, *, valid: bool = True, reason: str = "", stent: bool = False, asym=0.5):
+    return GuidanceRow(
+        stamp_ns=round(t_s * NS),
+        valid=valid,
+        tracking_state=0,
+        invalid_reason=reason,
+        catheter_valid=valid,
+        tip_depth_mm=depth,
+        depth_mm=depth,
+        depth_source=2 if stent else 1,
+        stent_valid=stent,
+        stent_mean_depth_mm=depth if stent else math.nan,
+        deployment_fraction=1.0 if stent else 0.0,
+        target_depth_mm=TARGET,
+        depth_tolerance_mm=TOL,
+        latency_ms=5.0,
+        stent_asymmetry_mm=asym,
+    )
+
+
+def _cmd(t_s: float, advance: float = 0.0, retraction: float = 0.0, reason: str = "advance") -> CommandRow:
+    hold = advance == 0.0 and retraction == 0.0
+    return CommandRow(round(t_s * NS), advance, retraction, hold, reason)
+
+
+def _spec(fault: str = "none") -> TrialSpec:
+    return TrialSpec(0, 7, fault, -15.0, 1.0, 8.0, 2.0)
+
+
+def test_trials_are_deterministic_and_randomised_within_clinical_ranges() -> None:
+    trials = [sample_trial(3, i) for i in range(20)]
+    assert trials == [sample_trial(3, i) for i in range(20)]
+    assert len({t.case_seed for t in trials}) == 20 and len({t.start_tip_mm for t in trials}) == 20
+    assert all(-20.0 <= t.start_tip_mm <= -8.0 and 0.5 <= t.contrast_first_s <= 2.5 for t in trials)
+    assert all(6.0 <= t.contrast_interval_s <= 10.0 and t.fault == "none" for t in trials)
+    assert all(t.drop_probability == 0 and t.freeze_start_s < 0 and t.restart_at_s < 0 for t in trials)
+    assert sample_trial(4, 0) != sample_trial(3, 0)
+
+
+@pytest.mark.parametrize("fault", FAULTS[1:])
+def test_each_fault_sets_its_own_injection(fault: str) -> None:
+    t = sample_trial(0, 0, fault)
+    assert t.fault == fault
+    assert (t.drop_probability > 0) == (fault == "drops")
+    assert (t.freeze_start_s >= 0 and t.freeze_duration_s > 0) == (fault == "frozen")
+    assert (t.restart_at_s >= 0 and t.restart_down_s > 0) == (fault == "restart")
+    assert (t.contrast_first_s >= 6.0) == (fault == "no-contrast")
+
+
+def test_unknown_fault_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown fault"):
+        sample_trial(0, 0, "meteor")
+
+
+def test_moves_on_invalid_unknown_or_corrupted_guidance_are_counted_and_holds_are_not() -> None:
+    perceived = [_row(0.0, -10.0, valid=False, reason="annulus: none"), _row(0.1, -9.0), _row(0.2, -8.0)]
+    truth = [_row(0.0, -10.0), _row(0.1, -9.0), _row(0.2, -8.0, valid=False, reason=FROZEN_REASON)]
+    assert moves_while_invalid([_cmd(0.0), _cmd(0.1, 1.0)], perceived, truth) == 0  # hold, valid move
+    assert moves_while_invalid([_cmd(0.0, 0.5)], perceived, truth) == 1  # moved on invalid guidance
+    assert moves_while_invalid([_cmd(0.2, 0.5)], perceived, truth) == 1  # valid, but a frozen frame
+    assert moves_while_invalid([_cmd(0.5, 0.0, 1.0)], perceived, truth) == 1  # guidance never published
+    assert moves_while_invalid([_cmd(0.0, 0.0, 0.0)], perceived, truth) == 0
+
+
+def _procedure(final_depth: float, asym: float = 0.5) -> tuple[list[GuidanceRow], list[CommandRow]]:
+    """Truth: advance from -10 mm past the target to 5.5 mm, back into the band, then deploy."""
+    depths = [-10.0, -5.0, 0.0, 3.5, 5.5, 4.5, 4.2]
+    truth = [_row(0.5 * i, d) for i, d in enumerate(depths)]
+    truth += [_row(3.5, final_depth, stent=True, asym=asym), _row(4.0, final_depth, stent=True, asym=asym)]
+    commands = [_cmd(0.5 * i, 1.0) for i in range(7)] + [_cmd(4.0, reason=DONE_REASON)]
+    return truth, commands
+
+
+def test_trial_outcome_from_the_truth_of_the_last_frame_and_the_controller() -> None:
+    truth, commands = _procedure(final_depth=4.6)
+    r = trial_result(_spec(), DONE_REASON, truth, truth, commands)
+    assert r.completed and r.success
+    assert r.final_depth_error_mm == pytest.approx(0.6) and r.final_asymmetry_mm == pytest.approx(0.5)
+    assert r.time_to_target_s == pytest.approx(1.5)  # 3.5 mm at t = 1.5 s is the first in 4 ± 1
+    assert r.overshoot_mm == pytest.approx(1.5)  # 5.5 mm before deployment
+    assert r.moves_while_invalid == 0 and r.frames == 9 and r.frames_dropped == 0
+    assert r.wrong_valid_frames == 0
+
+
+@pytest.mark.parametrize(
+    ("final_depth", "asym", "done"), [(5.2, 0.5, True), (2.9, 0.5, True), (4.0, 2.0, True), (4.0, 0.5, False)]
+)
+def test_trial_fails_off_target_asymmetric_or_unfinished(final_depth: float, asym: float, done: bool) -> None:
+    truth, commands = _procedure(final_depth, asym)
+    if not done:
+        commands = commands[:-1]
+    r = trial_result(_spec(), DONE_REASON if done else "max duration", truth, truth, commands)
+    assert r.completed == done and not r.success
+
+
+def test_dropped_frames_exclude_injected_drops_and_wrong_valid_frames_are_counted() -> None:
+    truth, commands = _procedure(final_depth=4.3)
+    truth[2] = _row(1.0, 0.0, valid=False, reason=DROPPED_REASON)
+    perceived = [p for i, p in enumerate(truth) if i not in (2, 5)]  # 2 withheld, 5 lost in perception
+    perceived[0] = _row(0.0, -6.0)  # valid, 4 mm shallower than the truth
+    r = trial_result(_spec("drops"), DONE_REASON, perceived, truth, commands)
+    assert r.frames_dropped_injected == 1 and r.frames_dropped == 1
+    assert r.wrong_valid_frames == 1
+
+
+def test_summary_rates_percentiles_and_per_fault_blocks(tmp_path: Path) -> None:
+    results, series = [], []
+    for i, (final, fault) in enumerate([(4.2, "none"), (4.9, "none"), (6.0, "frozen"), (3.5, "frozen")]):
+        truth, commands = _procedure(final)
+        spec = TrialSpec(i, i, fault, -15.0, 1.0, 8.0, 2.0)
+        results.append(trial_result(spec, DONE_REASON, truth, truth, commands))
+        series.append((results[-1], np.linspace(0, 4, len(truth)), np.array([t.depth_mm for t in truth])))
+    s = summarize_trials(results)
+    assert s["trials"] == 4 and s["success_rate"] == pytest.approx(0.75)
+    assert s["depth_error_mm_mean"] == pytest.approx(np.mean([0.2, 0.9, 2.0, 0.5]))
+    assert s["depth_error_mm_p95"] == pytest.approx(np.percentile([0.2, 0.9, 2.0, 0.5], 95))
+    assert s["moves_while_invalid"] == 0
+    assert s["by_fault"]["none"]["success_rate"] == 1.0 and s["by_fault"]["frozen"]["success_rate"] == 0.5
+    plot_trials(series, TARGET, TOL, str(tmp_path / "depth.png"))
+    assert (tmp_path / "depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
