@@ -11,7 +11,10 @@ Definitions (per trial; "truth" is the simulator's ground-truth guidance of each
   edges' mean depth once deployment started, the tip depth before);
 - ``final_asymmetry_mm``: true |FE1 depth - FE2 depth| of the last frame;
 - ``success``: completed, ``|final_depth_error_mm| <= SUCCESS_DEPTH_MM`` and
-  ``final_asymmetry_mm < SYMMETRIC_MM``;
+  ``final_asymmetry_mm < SYMMETRIC_MM``; ``depth_success``: completed and within the depth limit, whatever
+  the asymmetry. The manipulator has no steering axis (advance and capsule retraction only), so the
+  asymmetry is set by the case's delivery-axis tilt against the root and the C-arm view, not by the
+  controller; ``depth_success`` is what perception and control decide;
 - ``time_to_target_s``: first frame whose true controlled depth is inside the target band, from the
   first frame;
 - ``overshoot_mm``: how far the true tip went deeper than the target before deployment started (>= 0);
@@ -106,6 +109,7 @@ class TrialResult:
     ended: str  # why the run stopped: "deployment complete" or "max duration"
     completed: bool
     success: bool
+    depth_success: bool
     final_depth_error_mm: float | None
     final_asymmetry_mm: float | None
     final_deployment_fraction: float | None
@@ -175,13 +179,8 @@ def trial_result(
         final_error = last.depth_mm - target
         final_asym = last.stent_asymmetry_mm
         final_fraction = last.deployment_fraction
-    success = (
-        completed
-        and final_error is not None
-        and abs(final_error) <= SUCCESS_DEPTH_MM
-        and final_asym is not None
-        and final_asym < SYMMETRIC_MM
-    )
+    depth_success = completed and final_error is not None and abs(final_error) <= SUCCESS_DEPTH_MM
+    success = depth_success and final_asym is not None and final_asym < SYMMETRIC_MM
 
     t0 = truth[0].stamp_ns if truth else 0
     in_band = [r for r in truth if abs(r.depth_mm - target) <= tolerance]
@@ -204,6 +203,7 @@ def trial_result(
         ended=ended,
         completed=completed,
         success=bool(success),
+        depth_success=bool(depth_success),
         final_depth_error_mm=final_error,
         final_asymmetry_mm=final_asym,
         final_deployment_fraction=final_fraction,
@@ -230,6 +230,7 @@ def summarize_trials(results: Sequence[TrialResult]) -> dict:
         return {
             "trials": len(rows),
             "success_rate": sum(r.success for r in rows) / len(rows) if rows else None,
+            "depth_success_rate": sum(r.depth_success for r in rows) / len(rows) if rows else None,
             "completed_rate": sum(r.completed for r in rows) / len(rows) if rows else None,
             "depth_error_mm_mean": float(errors.mean()) if errors.size else None,
             "depth_error_mm_p95": float(np.percentile(errors, 95)) if errors.size else None,
@@ -270,8 +271,12 @@ def plot_trials(
     ax.axhline(target_depth_mm, color="tab:green", lw=0.8)
     labelled = set()
     for result, t_s, depth_mm in series:
-        colour = "tab:blue" if result.success else "tab:red"
-        label = "success" if result.success else "failure"
+        if result.success:
+            colour, label = "tab:blue", "success"
+        elif result.depth_success:
+            colour, label = "tab:orange", f"depth reached, asymmetry >= {SYMMETRIC_MM:g} mm"
+        else:
+            colour, label = "tab:red", "failure"
         ax.plot(t_s, depth_mm, color=colour, lw=0.9, alpha=0.7, label=None if label in labelled else label)
         labelled.add(label)
         if len(t_s):

@@ -135,7 +135,7 @@ def test_out_of_order_stamps_yield_invalid_guidance_and_tracking_goes_on() -> No
         s.answer(_frame(50.0))
         late = s.answer(_frame(49.9))
         repeated = s.answer(_frame(50.0, seed=1))
-        s.answer(_frame(50.1))
+        s.answer(_frame(50.1, seed=2))
         count = len(s.diagnostics)
         assert probe.spin_until(lambda: len(s.diagnostics) > count, 10)
         diagnostics = s.last_diagnostics()
@@ -143,6 +143,22 @@ def test_out_of_order_stamps_yield_invalid_guidance_and_tracking_goes_on() -> No
     assert not repeated.valid and "out-of-order" in repeated.invalid_reason
     assert int(diagnostics["rejected_out_of_order"]) == 2
     assert int(diagnostics["frames_processed"]) == 2
+
+
+def test_a_frozen_stream_repeating_old_pixels_with_new_stamps_is_refused() -> None:
+    with Probe() as probe:
+        s = Session(probe, "-p", "diagnostics_period_s:=0.2")
+        s.wait_ready()
+        first = s.answer(_frame(20.0, seed=5))
+        frozen = [s.answer(_frame(20.0 + i / 15, seed=5)) for i in (1, 2)]
+        moving = s.answer(_frame(20.2, seed=6))
+        count = len(s.diagnostics)
+        assert probe.spin_until(lambda: len(s.diagnostics) > count, 10)
+        diagnostics = s.last_diagnostics()
+    assert "frozen" not in first.invalid_reason and "frozen" not in moving.invalid_reason
+    for guidance in frozen:
+        assert not guidance.valid and guidance.invalid_reason.startswith("frozen image")
+    assert int(diagnostics["rejected_frozen"]) == 2 and int(diagnostics["frames_processed"]) == 2
 
 
 def test_stale_frames_are_dropped_with_invalid_guidance() -> None:
@@ -167,7 +183,7 @@ def test_overlay_and_markers_are_published_to_subscribers_with_the_input_header(
         for i in range(100):
             if overlays and marker_arrays:
                 break
-            pub.publish(_frame(7.0 + i / 30))
+            pub.publish(_frame(7.0 + i / 30, seed=i))
             probe.spin_until(lambda: bool(overlays) and bool(marker_arrays), 0.2)
         assert overlays and marker_arrays
     overlay = overlays[0]

@@ -102,7 +102,7 @@ def _procedure(final_depth: float, asym: float = 0.5) -> tuple[list[GuidanceRow]
 def test_trial_outcome_from_the_truth_of_the_last_frame_and_the_controller() -> None:
     truth, commands = _procedure(final_depth=4.6)
     r = trial_result(_spec(), DONE_REASON, truth, truth, commands)
-    assert r.completed and r.success
+    assert r.completed and r.success and r.depth_success
     assert r.final_depth_error_mm == pytest.approx(0.6) and r.final_asymmetry_mm == pytest.approx(0.5)
     assert r.time_to_target_s == pytest.approx(1.5)  # 3.5 mm at t = 1.5 s is the first in 4 ± 1
     assert r.overshoot_mm == pytest.approx(1.5)  # 5.5 mm before deployment
@@ -119,6 +119,7 @@ def test_trial_fails_off_target_asymmetric_or_unfinished(final_depth: float, asy
         commands = commands[:-1]
     r = trial_result(_spec(), DONE_REASON if done else "max duration", truth, truth, commands)
     assert r.completed == done and not r.success
+    assert r.depth_success == (done and abs(final_depth - TARGET) <= 1.0)  # asymmetry is not the depth
 
 
 def test_dropped_frames_exclude_injected_drops_and_wrong_valid_frames_are_counted() -> None:
@@ -139,7 +140,7 @@ def test_summary_rates_percentiles_and_per_fault_blocks(tmp_path: Path) -> None:
         results.append(trial_result(spec, DONE_REASON, truth, truth, commands))
         series.append((results[-1], np.linspace(0, 4, len(truth)), np.array([t.depth_mm for t in truth])))
     s = summarize_trials(results)
-    assert s["trials"] == 4 and s["success_rate"] == pytest.approx(0.75)
+    assert s["trials"] == 4 and s["success_rate"] == pytest.approx(0.75) == s["depth_success_rate"]
     assert s["depth_error_mm_mean"] == pytest.approx(np.mean([0.2, 0.9, 2.0, 0.5]))
     assert s["depth_error_mm_p95"] == pytest.approx(np.percentile([0.2, 0.9, 2.0, 0.5], 95))
     assert s["moves_while_invalid"] == 0
