@@ -285,7 +285,7 @@ def plot_trials(
     ax.set_ylabel("true depth below the annulus [mm] (tip, then stent)")
     ax.invert_yaxis()
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="best", fontsize=8)
     n_ok = sum(r.success for r, _, _ in series)
     ax.set_title(f"Closed loop: true implantation depth, {n_ok}/{len(series)} trials successful")
     fig.tight_layout()
