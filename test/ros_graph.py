@@ -24,6 +24,12 @@ from rclpy.qos import QoSProfile
 REPO = Path(__file__).resolve().parent.parent
 
 
+def run_cli(*args: str, timeout_s: float = 240) -> subprocess.CompletedProcess:
+    """``tavi-perception ARGS`` as a subprocess in the repository, output captured as text."""
+    cmd = [sys.executable, "-m", "tavi_perception.cli", *args]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
+
+
 class NodeProcess:
     """A node module run as its own process (``python -m module --ros-args ...``), output captured."""
 

@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 from rclpy.serialization import deserialize_message, serialize_message
-from ros_graph import REPO, Probe
+from ros_graph import Probe, run_cli
 from rosbags.rosbag2 import Reader, Writer
 from tavi_msgs.msg import Guidance
 
 from tavi_perception.ros.bag import STORAGES, parse_remaps
 from tavi_perception.ros.bagtypes import typestore
-
-CLI = [sys.executable, "-m", "tavi_perception.cli", "bag"]
 
 
 def _guidance(i: int) -> Guidance:
@@ -39,7 +37,7 @@ def _bag_guidance(path: Path) -> list[Guidance]:
 
 
 def _run(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
-    return subprocess.run([*CLI, *args], cwd=REPO, capture_output=True, text=True, timeout=timeout_s)
+    return run_cli("bag", *args, timeout_s=timeout_s)
 
 
 def test_typestore_hashes_equal_the_ones_rosidl_generated() -> None:

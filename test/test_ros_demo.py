@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from ros_graph import REPO
+from ros_graph import run_cli
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
@@ -24,13 +22,7 @@ REQUIRED = (
 
 def test_demo_runs_the_loop_and_writes_the_report(tmp_path: Path) -> None:
     args = ["--name", "short", "--runs-dir", str(tmp_path), "--max-duration", "6", "--image-size", "256"]
-    result = subprocess.run(
-        [sys.executable, "-m", "tavi_perception.cli", "demo", *args, "--json", "--no-progress"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    result = run_cli("demo", *args, "--json", "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(REQUIRED) <= summary.keys()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from ros_graph import REPO
+from ros_graph import run_cli
 
 from tavi_perception.ros.loop_runner import _parser, run_trial
 from tavi_perception.trials import DROPPED_REASON, FROZEN_REASON, TrialSpec
@@ -61,13 +59,7 @@ def test_a_trial_with_every_fault_holds_on_invalid_guidance_and_recovers(tmp_pat
 def test_loop_command_writes_summary_plot_and_json_line(tmp_path: Path) -> None:
     out = tmp_path / "loop"
     args = ["--trials", "1", "--fault", "no-contrast", "--max-duration", "5", "--out", str(out)]
-    result = subprocess.run(
-        [sys.executable, "-m", "tavi_perception.cli", "loop", *args, "--json", "--no-progress"],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    result = run_cli("loop", *args, "--json", "--no-progress")
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     for key in ("trials", "success_rate", "depth_error_mm_mean", "depth_error_mm_p95", "moves_while_invalid"):

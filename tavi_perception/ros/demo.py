@@ -24,7 +24,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec, wait_for
+from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec, add_procedure_arguments, wait_for
 from tavi_perception.ros.report import (
     plot_depth,
     plot_keypoints,
@@ -60,12 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="demo", help="run name: results in <runs-dir>/<name>/ (default demo)")
     p.add_argument("--runs-dir", type=Path, default=Path("runs"), help="parent folder of runs (default runs)")
     p.add_argument("--seed", type=int, default=0, help="simulated case seed (default 0)")
-    p.add_argument("--fps", type=float, default=15.0, help="[Hz] fluoroscopy frame rate (default 15)")
-    p.add_argument("--image-size", type=int, default=512, help="[px] square image side (default 512)")
-    p.add_argument(
-        "--target-depth", type=float, default=4.0, help="[mm] target implantation depth (default 4)"
-    )
-    p.add_argument("--tolerance", type=float, default=1.0, help="[mm] depth tolerance (default 1)")
+    add_procedure_arguments(p)
     p.add_argument(
         "--start-tip", type=float, default=-15.0, help="[mm] initial tip depth on the rail (default -15)"
     )
@@ -76,10 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         help="[s] repeat the aortogram this often (default 0: only the one at 1 s)",
     )
     p.add_argument("--max-duration", type=float, default=120.0, help="[s] stop after this long (default 120)")
-    p.add_argument("--model", default="", help="model file (default: the shipped models/tavi_keypoints.onnx)")
     p.add_argument("--gif-every", type=int, default=3, help="overlay frames: every n-th frame (default 3)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 

@@ -7,6 +7,7 @@ calling process, in its own rclpy context.
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -31,6 +32,19 @@ from tavi_perception.ros.messages import stamp_ns
 from tavi_perception.ros.report import CommandRow, GuidanceRow, KeypointRow
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+
+
+def add_procedure_arguments(p: argparse.ArgumentParser) -> None:
+    """The options every closed-loop command shares (``demo``, ``loop``)."""
+    p.add_argument("--fps", type=float, default=15.0, help="[Hz] fluoroscopy frame rate (default 15)")
+    p.add_argument("--image-size", type=int, default=512, help="[px] square image side (default 512)")
+    p.add_argument(
+        "--target-depth", type=float, default=4.0, help="[mm] target implantation depth (default 4)"
+    )
+    p.add_argument("--tolerance", type=float, default=1.0, help="[mm] depth tolerance (default 1)")
+    p.add_argument("--model", default="", help="model file (default: the shipped models/tavi_keypoints.onnx)")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def param_arg(name: str, value: object) -> str:

@@ -30,7 +30,7 @@ import numpy as np
 from tqdm import tqdm
 
 from tavi_perception.ros.demo import case_calibration
-from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec, wait_for
+from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec, add_procedure_arguments, wait_for
 from tavi_perception.ros.pipeline import file_sha256, shipped_model_path
 from tavi_perception.trials import (
     DONE_REASON,
@@ -60,10 +60,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fault injected into every trial; 'all': each fault in turn, --trials each (default none)",
     )
     p.add_argument("--out", type=Path, default=Path("runs/loop"), help="output folder (default runs/loop)")
-    p.add_argument("--fps", type=float, default=15.0, help="[Hz] fluoroscopy frame rate (default 15)")
-    p.add_argument("--image-size", type=int, default=512, help="[px] square image side (default 512)")
-    p.add_argument("--target-depth", type=float, default=4.0, help="[mm] target depth (default 4)")
-    p.add_argument("--tolerance", type=float, default=1.0, help="[mm] depth tolerance (default 1)")
+    add_procedure_arguments(p)
     p.add_argument(
         "--retraction-speed",
         type=float,
@@ -71,9 +68,6 @@ def _parser() -> argparse.ArgumentParser:
         help="[mm/s] controller's capsule retraction speed (default 2, the simulated manipulator's limit)",
     )
     p.add_argument("--max-duration", type=float, default=90.0, help="[s] per trial (default 90)")
-    p.add_argument("--model", default="", help="model file (default: the shipped models/tavi_keypoints.onnx)")
-    p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
