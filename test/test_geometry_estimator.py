@@ -64,9 +64,16 @@ def _tracked(
     )
 
 
-def _estimator(**overrides) -> GuidanceEstimator:
+def _estimator(learned_anchor: bool = True, **overrides) -> GuidanceEstimator:
+    """An estimator; with ``learned_anchor`` it has seen contrast-free frames of the scene (times < 0)
+    with CT and CP measured, so the CT-CP distance is learned (CD withheld: nothing else is learned)."""
     params = {"cp_cd_closed_mm": 36.0, "target_depth_mm": 4.0} | overrides
-    return GuidanceEstimator(GeometryParams(**params))
+    est = GuidanceEstimator(GeometryParams(**params))
+    if learned_anchor:
+        for i in range(est.params.reference_learn_frames):
+            t_s = -2.0 + 0.1 * i
+            est.update(t_s, _tracked(t_s, _scene(), lost=(*ANATOMY, *STENT, Kp.CD)), MM_PER_PX)
+    return est
 
 
 def _bind(est: GuidanceEstimator, xy: np.ndarray, frames: int = 5) -> float:
@@ -194,7 +201,7 @@ def test_implausible_annulus_diameter_is_invalid_with_a_reason() -> None:
 def test_tip_depth_beyond_the_sanity_limit_is_inconsistent() -> None:
     xy = _scene()
     xy[Kp.CT] = (232.5, 300 + 45 / MM_PER_PX)
-    e = _estimator().update(0.0, _tracked(0.0, xy, lost=STENT), MM_PER_PX)
+    e = _estimator(anchor_consistency_mm=1e3).update(0.0, _tracked(0.0, xy, lost=STENT), MM_PER_PX)
     assert e.annulus_valid and not e.catheter_valid and not e.valid
     assert "tip depth +45.0 mm beyond" in e.catheter_reason
 
@@ -270,7 +277,7 @@ def test_frame_edges_far_from_the_tip_are_inconsistent() -> None:
     xy[Kp.CD] += (0, -5 / MM_PER_PX)  # deploying
     xy[Kp.FE1] += (0, 8 / MM_PER_PX)
     xy[Kp.FE2] += (0, 8 / MM_PER_PX)
-    e = _estimator().update(0.0, _tracked(0.0, xy), MM_PER_PX)
+    e = _estimator(anchor_consistency_mm=1e3).update(0.0, _tracked(0.0, xy), MM_PER_PX)
     assert not e.stent_valid and "from the tip depth" in e.stent_reason
 
 
@@ -288,15 +295,10 @@ def test_frame_edges_with_an_unknown_capsule_state_before_deployment_are_not_use
     assert "capsule state unknown" in e.stent_reason and e.depth_source == DepthSource.TIP
 
 
-def _learn_anchor(est: GuidanceEstimator, xy: np.ndarray) -> float:
-    """Enough frames with CT and CP measured to learn the CT-CP distance; returns the next time."""
-    return _bind(est, xy, frames=est.params.reference_learn_frames)
-
-
 def test_tip_away_from_its_learned_distance_to_the_anchor_cp_is_a_misdetection() -> None:
     est = _estimator(anchor_consistency_mm=4.0)
     xy = _scene()
-    t = _learn_anchor(est, xy)
+    t = _bind(est, xy)
     jumped = xy.copy()
     jumped[Kp.CT] += (0, -30)  # 12 mm nearer CP, e.g. the detector locked onto another feature
     out = est.update(t, _tracked(t, jumped, lost=STENT), MM_PER_PX)
@@ -307,22 +309,22 @@ def test_tip_away_from_its_learned_distance_to_the_anchor_cp_is_a_misdetection()
     assert est.update(t + 0.1, _tracked(t + 0.1, within, lost=STENT), MM_PER_PX).catheter_valid
 
 
-def test_anchor_check_waits_for_the_learned_distance_and_for_a_usable_cp() -> None:
+def test_tip_is_not_valid_before_its_anchor_distance_is_learned_and_unchecked_without_cp() -> None:
     est = _estimator()
     xy = _scene()
     jumped = xy.copy()
     jumped[Kp.CT] += (0, -30)
-    t = _learn_anchor(est, xy)
+    t = _bind(est, xy)
     no_cp = est.update(t, _tracked(t, jumped, lost=(*STENT, Kp.CP)), MM_PER_PX)
     assert no_cp.catheter_valid  # unverifiable is not inconsistent; CP missing only stops the extraction
-    fresh = _estimator().update(0.0, _tracked(0.0, jumped, lost=STENT), MM_PER_PX)
-    assert fresh.catheter_valid  # nothing learned yet
+    fresh = _estimator(learned_anchor=False).update(0.0, _tracked(0.0, jumped, lost=STENT), MM_PER_PX)
+    assert not fresh.catheter_valid and "learning the CT-CP distance" in fresh.catheter_reason
 
 
 def test_frame_edges_whose_centre_is_not_at_the_tip_distance_from_cp_are_rejected() -> None:
     est = _estimator(cp_cd_closed_mm=36.0, deployment_start_mm=1.0)
     xy = _scene()
-    t = _learn_anchor(est, xy)
+    t = _bind(est, xy)
     xy[Kp.CD] += (0, -5 / MM_PER_PX)  # 5 mm retraction
     edges_off = xy.copy()
     edges_off[[Kp.FE1, Kp.FE2]] += (0, -40)  # both edges 16 mm towards CP, the tip still in place
@@ -342,3 +344,37 @@ def test_a_retraction_without_valid_frame_edges_does_not_start_deployment() -> N
         assert out.depth_source == DepthSource.TIP and out.valid
     started = est.update(0.5, _tracked(0.5, xy), MM_PER_PX)
     assert started.depth_source == DepthSource.STENT
+
+
+def test_anchor_distance_is_learned_without_contrast_and_recovers_from_early_misdetections() -> None:
+    est = _estimator(learned_anchor=False, reference_learn_frames=5, anchor_window_frames=40)
+    xy = _scene()
+    t = _bind(est, xy)  # contrast frames: the annulus is bound, nothing is learned
+    out = est.update(t, _tracked(t, xy, lost=(*ANATOMY, *STENT)), MM_PER_PX)
+    assert out.annulus_valid and not out.catheter_valid and "(1/5)" in out.catheter_reason
+    wrong = xy.copy()
+    wrong[Kp.CT] += (0, -30)
+    for i in range(1, 5):  # learned from a tip misdetected in the first contrast-free frames
+        est.update(t + 0.1 * i, _tracked(t + 0.1 * i, wrong, lost=(*ANATOMY, *STENT)), MM_PER_PX)
+    t += 0.5
+    verdicts = [
+        est.update(t + 0.1 * i, _tracked(t + 0.1 * i, xy, lost=(*ANATOMY, *STENT)), MM_PER_PX).catheter_valid
+        for i in range(12)
+    ]
+    assert not verdicts[0]  # the true tip looks inconsistent with what was learned ...
+    assert verdicts[-1] and all(verdicts[6:])  # ... until correct frames are the majority of the window
+
+
+def test_a_restarted_pigtail_track_drops_the_binding_until_the_next_contrast() -> None:
+    est = _estimator()
+    xy = _scene()
+    t = _bind(est, xy)
+    washout = est.update(t, _tracked(t, xy, lost=(*ANATOMY, *STENT)), MM_PER_PX)
+    assert washout.annulus_valid and washout.annulus_source == AnnulusSource.PIGTAIL_BOUND
+    jumped = xy.copy()
+    jumped[Kp.PT] += (40, 0)  # the detector jumped 16 mm and stayed: the tracker restarted PT there
+    restarted = _tracked(t + 0.1, jumped, lost=(*ANATOMY, *STENT))
+    restarted.hits[Kp.PT] = 3
+    out = est.update(t + 0.1, restarted, MM_PER_PX)
+    assert not out.annulus_valid and not out.valid and "PT track restarted" in out.annulus_reason
+    assert est.update(t + 0.2, _tracked(t + 0.2, jumped, lost=STENT), MM_PER_PX).annulus_valid  # contrast

@@ -8,12 +8,14 @@ Blocks and their validity (each invalid block says why in ``*_reason``; numbers 
 
 - annulus: CONTRAST when AA1, AA2, STJ1 and STJ2 are all MEASURED this frame; while PT is measured too,
   the pose is bound to PT (:mod:`.binding`). Otherwise PIGTAIL_BOUND, carried by PT's translation with
-  the orientation held, as long as PT is usable; PT missing for more than ``pigtail_missing_max_s``
-  drops the binding (annulus LOST until the next contrast). A projected AA1-AA2 distance outside the
+  the orientation held, as long as PT is usable; PT missing for more than ``pigtail_missing_max_s``, or
+  PT's track restarting (the detector jumped and stayed: perhaps another feature), drops the binding
+  (annulus LOST until the next contrast). A projected AA1-AA2 distance outside the
   sanity range is invalid, and so is a contrast annulus more than ``annulus_consistency_mm`` from the
   pigtail-carried one.
 - catheter: CT and CD usable and the annulus valid; tip depth/lateral within the sanity limits; while CP
-  is usable, CT within ``anchor_consistency_mm`` of its learned distance from CP (CT-CP is fixed).
+  is usable, CT within ``anchor_consistency_mm`` of its distance from CP learned as a running median
+  (CT-CP is fixed).
 - stent: FE1 and FE2 usable and the annulus valid; while CP is usable, the FE1-FE2 midpoint (the inflow
   edge's centre, which sits at CT) within ``anchor_consistency_mm`` of the learned CT-CP distance from CP;
   depths within the sanity limits and, while the tip is measured, the mean depth within
@@ -36,6 +38,7 @@ Tracked keypoints more than ``max_staleness_s`` away from the estimate time inva
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -49,7 +52,7 @@ from tavi_perception.geometry.deviations import (
     stent_deviation,
 )
 from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
-from tavi_perception.keypoints import Kp
+from tavi_perception.keypoints import GROUP_MEMBERS, Group, Kp
 from tavi_perception.tracking.tracker import KeypointState, TrackedKeypoints
 
 
@@ -103,9 +106,12 @@ class GeometryParams:
     stent_tip_consistency_mm: float = 5.0
     # [mm] CP, the tip CT and the centre of the frame's inflow edge (FE1-FE2 midpoint) are fixed to each
     # other on the inner shaft: CT, and the frame-edge midpoint, this much farther from or nearer to CP
-    # than the CT-CP distance learned from the first reference_learn_frames frames is a misdetection.
-    # The projected distance changes with foreshortening by ~1 mm while the catheter moves.
+    # than the CT-CP distance learned over the last anchor_window_frames frames with both measured
+    # (their median, once reference_learn_frames are in) is a misdetection. The projected distance
+    # changes with foreshortening by ~1 mm while the catheter moves; the running median forgets early
+    # misdetections.
     anchor_consistency_mm: float = 4.0
+    anchor_window_frames: int = 300  # [frames] window of the CT-CP running median (20 s at 15 fps)
     # [mm] before deployment has started, frame edges need at least this capsule retraction (they show
     # once the capsule uncovers the frame; 1 mm is above the projected CP-CD noise)
     stent_min_retraction_mm: float = 1.0
@@ -132,6 +138,7 @@ class GeometryParams:
             "annulus_consistency_mm must be > 0": self.annulus_consistency_mm > 0,
             "stent_tip_consistency_mm must be > 0": self.stent_tip_consistency_mm > 0,
             "anchor_consistency_mm must be > 0": self.anchor_consistency_mm > 0,
+            "anchor_window_frames must be >= 1": self.anchor_window_frames >= 1,
             "depth_limit_mm must be > 0": self.depth_limit_mm > 0,
             "lateral_limit_mm must be > 0": self.lateral_limit_mm > 0,
             "pigtail_missing_max_s must be >= 0": self.pigtail_missing_max_s >= 0,
@@ -147,6 +154,7 @@ class GeometryParams:
 
 
 _NAN = math.nan
+ANATOMY = GROUP_MEMBERS[Group.ANATOMICAL]
 
 
 @dataclass
@@ -193,8 +201,8 @@ class GuidanceEstimate:
 
 
 @dataclass
-class _LearnedDistance:
-    """A distance that is constant for a procedure [mm]: fixed, or the median of the first frames."""
+class _ClosedCapsuleReference:
+    """CP-CD distance with the capsule closed [mm]: fixed, or the median of the first frames."""
 
     fixed_mm: float
     learn_frames: int
@@ -213,6 +221,31 @@ class _LearnedDistance:
             self.samples_mm.append(distance_mm)
 
 
+class _RunningMedian:
+    """Median of the last ``window`` samples, once there are at least ``min_samples`` [mm].
+
+    For a distance that is constant through a procedure but whose first measurements may be wrong:
+    unlike a reference fixed from the first frames, it recovers once correct frames are the majority.
+    """
+
+    def __init__(self, window: int, min_samples: int) -> None:
+        self._samples: deque[float] = deque(maxlen=window)
+        self.min_samples = min_samples
+
+    @property
+    def count(self) -> int:
+        return len(self._samples)
+
+    @property
+    def value_mm(self) -> float | None:
+        if len(self._samples) < self.min_samples:
+            return None
+        return float(np.median(self._samples))
+
+    def observe(self, distance_mm: float) -> None:
+        self._samples.append(distance_mm)
+
+
 class GuidanceEstimator:
     """Stateful per-frame geometry: pigtail binding, closed-capsule reference and deployment latch."""
 
@@ -226,8 +259,10 @@ class GuidanceEstimator:
         self._t_s: float | None = None
         self._binding = PigtailBinding(p.binding_average_s)
         self._pt_seen_s = -math.inf
-        self._reference = _LearnedDistance(p.cp_cd_closed_mm, p.reference_learn_frames)
-        self._tip_anchor = _LearnedDistance(0.0, p.reference_learn_frames)  # CT-CP
+        self._pt_hits = 0  # detections accepted by PT's track when PT was last usable
+        self._binding_dropped = ""  # why the last binding was dropped, until the next one
+        self._reference = _ClosedCapsuleReference(p.cp_cd_closed_mm, p.reference_learn_frames)
+        self._tip_anchor = _RunningMedian(p.anchor_window_frames, p.reference_learn_frames)  # CT-CP [mm]
         self._deployment_started = False
 
     def update(self, t_s: float, tracked: TrackedKeypoints, mm_per_px: float) -> GuidanceEstimate:
@@ -255,6 +290,7 @@ class GuidanceEstimator:
             return est
 
         view = _KeypointView(tracked, mm_per_px, p)
+        self._learn_anchor(view)
         annulus = self._annulus(t_s, view, est)
         self._catheter(view, annulus, est)
         self._extraction(view, est)
@@ -273,6 +309,15 @@ class GuidanceEstimator:
         pt_problem = view.problem(Kp.PT)
         if pt_problem is None:
             self._pt_seen_s = t_s
+        if pt_problem is None:
+            pt_hits = int(view.tracked.hits[Kp.PT])
+            if pt_hits < self._pt_hits and self._binding.bound:
+                # a usable PT whose track is younger than the last usable one is a restarted track
+                # (the detector jumped and stayed): it may follow another feature, and carrying the
+                # annulus with it would move the annulus by the jump
+                self._binding.clear()
+                self._binding_dropped = "pigtail PT track restarted"
+            self._pt_hits = pt_hits
 
         contrast_problem = view.first_problem((Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2), measured=True)
         if contrast_problem is None:
@@ -295,6 +340,7 @@ class GuidanceEstimator:
                     if gap_mm > p.annulus_consistency_mm:
                         disagreement = f"contrast and pigtail-bound annulus {gap_mm:.1f} mm apart"
                 self._binding.bind(t_s, frame, root_axis, diameter_mm, xy[Kp.PT])
+                self._binding_dropped = ""
             if disagreement is not None:
                 est.annulus_source = AnnulusSource.CONTRAST
                 est.annulus_reason = disagreement
@@ -303,7 +349,8 @@ class GuidanceEstimator:
             return frame, root_axis
 
         if not self._binding.bound:
-            est.annulus_reason = f"no contrast annulus ({contrast_problem}) and no pigtail binding"
+            dropped = f" ({self._binding_dropped})" if self._binding_dropped else ""
+            est.annulus_reason = f"no contrast annulus ({contrast_problem}) and no pigtail binding{dropped}"
             return None
         missing_s = t_s - self._pt_seen_s
         if missing_s > p.pigtail_missing_max_s:
@@ -335,7 +382,7 @@ class GuidanceEstimator:
         if problem is None and annulus is None:
             problem = "annulus invalid"
         if problem is None:
-            problem = self._anchor_problem(view, view.tracked.xy_px[Kp.CT], "tip CT", learn=True)
+            problem = self._anchor_problem(view, view.tracked.xy_px[Kp.CT], "tip CT")
         if problem is None:
             frame, root_axis = annulus
             xy = view.tracked.xy_px
@@ -367,7 +414,7 @@ class GuidanceEstimator:
             problem = "annulus invalid"
         if problem is None:
             middle = 0.5 * (view.tracked.xy_px[Kp.FE1] + view.tracked.xy_px[Kp.FE2])
-            problem = self._anchor_problem(view, middle, "frame-edge midpoint", learn=False)
+            problem = self._anchor_problem(view, middle, "frame-edge midpoint")
         if problem is None:
             xy = view.tracked.xy_px
             try:
@@ -397,22 +444,29 @@ class GuidanceEstimator:
         est.stent_asymmetry_mm = dev.asymmetry_mm
         est.stent_tilt_deg = dev.tilt_deg
 
-    def _anchor_problem(
-        self, view: _KeypointView, point_px: np.ndarray, what: str, learn: bool
-    ) -> str | None:
+    def _learn_anchor(self, view: _KeypointView) -> None:
+        """Feed the CT-CP running median with frames where CT and CP are both measured and no anatomical
+        keypoint is (no contrast in the root: the devices are seen best without it)."""
+        contrast = bool((view.tracked.state[list(ANATOMY)] == KeypointState.MEASURED).any())
+        if not contrast and view.first_problem((Kp.CT, Kp.CP), measured=True) is None:
+            xy = view.tracked.xy_px
+            self._tip_anchor.observe(float(np.hypot(*(xy[Kp.CT] - xy[Kp.CP]))) * view.mm_per_px)
+
+    def _anchor_problem(self, view: _KeypointView, point_px: np.ndarray, what: str) -> str | None:
         """Why ``point_px`` (CT or the frame-edge midpoint) is inconsistent with the anchor CP, or None.
 
-        Unchecked (None) while CP is unusable or the CT-CP distance is still being learned; ``learn``
-        feeds the learning with frames where CT and CP are both measured.
+        Unchecked (None) while CP is unusable; inconsistent while the CT-CP distance is not learned yet.
         """
         if view.problem(Kp.CP) is not None:
             return None
         distance_mm = float(np.hypot(*(point_px - view.tracked.xy_px[Kp.CP]))) * view.mm_per_px
         anchor = self._tip_anchor
-        if learn and view.first_problem((Kp.CT, Kp.CP), measured=True) is None:
-            anchor.observe(distance_mm)
         expected_mm = anchor.value_mm
-        if expected_mm is None or abs(distance_mm - expected_mm) <= self.params.anchor_consistency_mm:
+        if expected_mm is None:
+            return (
+                f"learning the CT-CP distance from contrast-free frames ({anchor.count}/{anchor.min_samples})"
+            )
+        if abs(distance_mm - expected_mm) <= self.params.anchor_consistency_mm:
             return None
         return (
             f"{what} {distance_mm:.1f} mm from CP, expected {expected_mm:.1f} ± "
