@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from tavi_perception.inference import PROVIDER_PREFERENCE, create_engine, select_providers
-from tavi_perception.inference.engines import OnnxRuntimeEngine
+from tavi_perception.inference.engines import OnnxRuntimeEngine, file_sha256
 from tavi_perception.inference.processing import preprocess
 from tavi_perception.model.checkpoint import save_checkpoint
-from tavi_perception.model.export import export, sha256_of
+from tavi_perception.model.export import export
 from tavi_perception.model.networks import ModelConfig, build_model
 
 
@@ -50,8 +50,8 @@ def _frame(size: int, dtype=np.uint8) -> np.ndarray:
 def test_export_writes_onnx_torch_weights_and_metadata_with_hashes(exported):
     onnx_path, meta = exported
     sidecar = json.loads(onnx_path.with_suffix(".json").read_text())
-    assert sidecar["onnx"]["sha256"] == sha256_of(onnx_path)
-    assert sidecar["torch"]["sha256"] == sha256_of(onnx_path.with_suffix(".pt"))
+    assert sidecar["onnx"]["sha256"] == file_sha256(onnx_path)
+    assert sidecar["torch"]["sha256"] == file_sha256(onnx_path.with_suffix(".pt"))
     assert sidecar["keypoint_names"][0] == "AA1" and len(sidecar["keypoint_names"]) == 11
     assert sidecar["config"]["input_size"] == 64 and sidecar["metrics"] == {"f1": 0.5}
     assert sidecar["training"] == {"seed": 0}

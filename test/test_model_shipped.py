@@ -10,9 +10,9 @@ import pytest
 
 from tavi_perception.cli import main as cli_main
 from tavi_perception.inference import create_engine
+from tavi_perception.inference.engines import file_sha256
 from tavi_perception.keypoints import KEYPOINT_NAMES
 from tavi_perception.model.datasets import load_samples, read_image
-from tavi_perception.model.export import sha256_of
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 ONNX = MODELS / "tavi_keypoints.onnx"
@@ -30,8 +30,8 @@ def sim_data(tmp_path_factory):
 
 def test_shipped_files_match_their_metadata():
     meta = json.loads(ONNX.with_suffix(".json").read_text())
-    assert meta["onnx"]["sha256"] == sha256_of(ONNX)
-    assert meta["torch"]["sha256"] == sha256_of(ONNX.with_suffix(".pt"))
+    assert meta["onnx"]["sha256"] == file_sha256(ONNX)
+    assert meta["torch"]["sha256"] == file_sha256(ONNX.with_suffix(".pt"))
     assert ONNX.stat().st_size < 5_000_000
     assert meta["keypoint_names"] == list(KEYPOINT_NAMES)
     assert meta["training"]["settings"]["seed"] == 0 and "command" in meta["training"]

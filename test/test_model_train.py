@@ -69,3 +69,24 @@ def test_baseline_trains_and_reports_validation_metrics(data, tmp_path):
     assert metrics["frames"] == 3
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert log[-1]["step"] == 2 and {"group", "focal", "wing"} <= log[-1].keys()
+
+
+def test_fine_tuning_starts_from_the_init_weights_and_records_their_provenance(data, tmp_path):
+    train, _ = data
+    assert _train(train, tmp_path / "base", "--steps", "2") == 0
+    base = tmp_path / "base" / "last.pt"
+    assert _train(train, tmp_path / "ft", "--steps", "1", "--lr", "1e-12", "--init", str(base)) == 0
+    tuned, start = load_checkpoint(tmp_path / "ft" / "last.pt"), load_checkpoint(base)
+    for key, value in start["ema"].items():  # weights a vanishing step away from the init (EMA) ones
+        if value.dtype.is_floating_point and "running_" not in key:  # batch-norm statistics move
+            assert torch.allclose(tuned["model"][key], value, atol=1e-6), key
+    init = tuned["metadata"]["init"]
+    assert init["path"] == str(base) and len(init["sha256"]) == 64
+    assert init["training"]["settings"]["steps"] == 2 and tuned["metadata"]["settings"]["init"] == str(base)
+
+
+def test_init_from_another_network_is_refused(data, tmp_path):
+    train, _ = data
+    assert _train(train, tmp_path / "base", "--steps", "1", "--arch", "baseline") == 0
+    with pytest.raises(SystemExit, match="another network"):
+        _train(train, tmp_path / "ft", "--steps", "1", "--init", str(tmp_path / "base" / "last.pt"))

@@ -7,6 +7,7 @@ model they return the same :class:`Detections` up to floating-point rounding.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -68,6 +69,15 @@ def select_providers(
     if "CPUExecutionProvider" not in chosen:
         chosen.append("CPUExecutionProvider")
     return chosen
+
+
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file: a model's identity in metadata, diagnostics and reports."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def read_model_metadata(model_path: Path) -> dict:

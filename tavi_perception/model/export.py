@@ -14,7 +14,6 @@ The export is checked: ONNX Runtime and torch must agree on a random input, or t
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import logging
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from tavi_perception.inference.engines import INPUT_NAME, OUTPUT_NAMES
+from tavi_perception.inference.engines import INPUT_NAME, OUTPUT_NAMES, file_sha256
 from tavi_perception.keypoints import KEYPOINT_NAMES, Group
 from tavi_perception.model.checkpoint import load_checkpoint, load_network, save_checkpoint
 from tavi_perception.model.networks import DeployModel, count_parameters
@@ -32,14 +31,6 @@ from tavi_perception.model.networks import DeployModel, count_parameters
 LOG = logging.getLogger(__name__)
 OPSET = 18
 TOLERANCE = 1e-4  # max |ONNX Runtime - torch| accepted on the deploy outputs
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def export_onnx(model: DeployModel, input_size: int, path: Path, metadata: dict) -> None:
@@ -116,8 +107,8 @@ def export(checkpoint: Path, out: Path, metrics: dict | None = None) -> dict:
         {"config": config.to_dict(), "model": state.get("ema") or state["model"], "metadata": train_meta},
     )
     sidecar = metadata | {
-        "onnx": {"file": out.name, "sha256": sha256_of(out), "size_bytes": out.stat().st_size},
-        "torch": {"file": pt_path.name, "sha256": sha256_of(pt_path), "size_bytes": pt_path.stat().st_size},
+        "onnx": {"file": out.name, "sha256": file_sha256(out), "size_bytes": out.stat().st_size},
+        "torch": {"file": pt_path.name, "sha256": file_sha256(pt_path), "size_bytes": pt_path.stat().st_size},
         "onnx_torch_max_deviation": deviation,
         "metrics": metrics or {},
     }

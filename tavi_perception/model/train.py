@@ -24,6 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from tavi_perception.inference.engines import file_sha256
 from tavi_perception.inference.processing import preprocess, resize_square, standardize, to_image_pixels
 from tavi_perception.model.augment import AugmentConfig, augment, to_unit_range
 from tavi_perception.model.checkpoint import load_checkpoint, save_checkpoint
@@ -180,12 +181,17 @@ def _run_settings(args: argparse.Namespace) -> dict:
     }
 
 
-def _init_weights(path: Path, config: ModelConfig) -> dict:
-    """Weights to start from (EMA when present) of a checkpoint with the same network configuration."""
+def _init_weights(path: Path, config: ModelConfig) -> tuple[dict, dict]:
+    """(weights to start from, their provenance) of a checkpoint with the same network configuration.
+
+    The weights are the EMA ones when present; the provenance (file, SHA-256 and the checkpoint's own
+    training metadata) goes into the new run's metadata, so a fine-tuned model records its whole chain.
+    """
     state = load_checkpoint(path)
     if ModelConfig.from_dict(state["config"]) != config:
         raise SystemExit(f"--init {path} holds another network: {state['config']}")
-    return state.get("ema") or state["model"]
+    provenance = {"path": str(path), "sha256": file_sha256(path), "training": state.get("metadata", {})}
+    return state.get("ema") or state["model"], provenance
 
 
 def train(args: argparse.Namespace) -> dict:
@@ -196,8 +202,10 @@ def train(args: argparse.Namespace) -> dict:
     val_samples = load_samples(args.val) if args.val else []
     config = ModelConfig(arch=args.arch, input_size=args.input_size)
     net = build_model(config).to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
+    init_provenance = None
     if args.init:
-        net.load_state_dict(_init_weights(args.init, config))
+        weights, init_provenance = _init_weights(args.init, config)
+        net.load_state_dict(weights)
     decay, no_decay = [], []
     for name, param in net.named_parameters():
         (no_decay if param.ndim <= 1 or name.endswith(".bias") else decay).append(param)
@@ -231,6 +239,8 @@ def train(args: argparse.Namespace) -> dict:
         "frames": len(samples),
         "parameters": count_parameters(net),
     }
+    if init_provenance is not None:
+        metadata["init"] = init_provenance
 
     def checkpoint(step: int) -> None:
         payload = {

@@ -29,9 +29,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from tavi_perception.inference.engines import file_sha256
 from tavi_perception.ros.demo import case_calibration
 from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec, add_procedure_arguments, wait_for
-from tavi_perception.ros.pipeline import file_sha256, shipped_model_path
+from tavi_perception.ros.pipeline import shipped_model_path
 from tavi_perception.trials import (
     DONE_REASON,
     FAULTS,

@@ -51,7 +51,7 @@ from visualization_msgs.msg import MarkerArray
 from tavi_perception.geometry.estimator import GeometryParams
 from tavi_perception.geometry.frames import mm_per_px as calibrated_mm_per_px
 from tavi_perception.imaging import ImageConversionError, image_to_grey, numpy_to_image
-from tavi_perception.inference.engines import BACKENDS, create_engine
+from tavi_perception.inference.engines import BACKENDS, create_engine, file_sha256
 from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
 from tavi_perception.ros.messages import (
     annulus_pose,
@@ -68,7 +68,6 @@ from tavi_perception.ros.pipeline import (
     FrameResult,
     FrozenImageError,
     PerceptionPipeline,
-    file_sha256,
     shipped_model_path,
 )
 from tavi_perception.tracking import TrackerParams

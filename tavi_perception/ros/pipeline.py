@@ -6,7 +6,6 @@ the node adds only message conversion and publication around it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sys
 import time
@@ -37,15 +36,6 @@ def shipped_model_path() -> Path:
     raise FileNotFoundError(
         f"shipped model {SHIPPED_MODEL} not found; looked in: " + ", ".join(str(c.parent) for c in candidates)
     )
-
-
-def file_sha256(path: Path) -> str:
-    """Hex SHA-256 of a file (the model's identity in diagnostics and reports)."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
