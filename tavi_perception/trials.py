@@ -15,6 +15,10 @@ Definitions (per trial; "truth" is the simulator's ground-truth guidance of each
   the asymmetry. The manipulator has no steering axis (advance and capsule retraction only), so the
   asymmetry is set by the case's delivery-axis tilt against the root and the C-arm view, not by the
   controller; ``depth_success`` is what perception and control decide;
+- ``placed_asymmetry_mm``: the true asymmetry of the case with the valve fully deployed exactly at the
+  target depth (:func:`placed_asymmetry_mm`): the best the two-axis manipulator can reach. A trial is
+  ``feasible`` when it is below ``SYMMETRIC_MM``; ``success_rate_feasible`` is the success rate over
+  feasible trials;
 - ``time_to_target_s``: first frame whose true controlled depth is inside the target band, from the
   first frame;
 - ``overshoot_mm``: how far the true tip went deeper than the target before deployment started (>= 0);
@@ -38,6 +42,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tavi_perception.ros.report import DEPTH_SOURCE_STENT, STALE_PREFIX, CommandRow, GuidanceRow
+from tavi_perception.sim import DeliveryState, ProcedureSimulator, sample_case
 
 FAULTS = ("none", "drops", "frozen", "restart", "no-contrast")
 SUCCESS_DEPTH_MM = 1.0  # [mm] |final depth error| for a successful implantation
@@ -99,6 +104,25 @@ def sample_trial(seed: int, index: int, fault: str = "none") -> TrialSpec:
     return TrialSpec(**base)
 
 
+def placed_asymmetry_mm(case_seed: int, target_depth_mm: float, image_size: int = 512) -> float:
+    """True frame-edge asymmetry [mm] of a case with the valve fully deployed at ``target_depth_mm``.
+
+    The tip position along the rail is bisected until the true stent mean depth (at t = 0 of the
+    motion) equals the target, with the capsule retracted by the frame height.
+    """
+    sim = ProcedureSimulator(sample_case(case_seed), image_size=image_size)
+    retraction_mm = min(sim.case.devices.frame_height_mm, sim.case.devices.max_retraction_mm)
+    low, high = sim.limits.tip_min_mm, sim.limits.tip_max_mm
+
+    def truth(tip_mm: float):
+        return sim.truth_at(0.0, DeliveryState(tip_mm, retraction_mm))[1]
+
+    for _ in range(30):  # depth grows with the tip position along the rail
+        middle = 0.5 * (low + high)
+        low, high = (middle, high) if truth(middle).stent_mean_depth_mm < target_depth_mm else (low, middle)
+    return float(truth(0.5 * (low + high)).stent_asymmetry_mm)
+
+
 @dataclass(frozen=True)
 class TrialResult:
     """The outcome of one trial (definitions in the module docstring)."""
@@ -110,6 +134,8 @@ class TrialResult:
     completed: bool
     success: bool
     depth_success: bool
+    placed_asymmetry_mm: float | None
+    feasible: bool | None
     final_depth_error_mm: float | None
     final_asymmetry_mm: float | None
     final_deployment_fraction: float | None
@@ -166,8 +192,10 @@ def trial_result(
     perceived: Sequence[GuidanceRow],
     truth: Sequence[GuidanceRow],
     commands: Sequence[CommandRow],
+    placed_asymmetry: float | None = None,
 ) -> TrialResult:
-    """Score one trial from the rows the recorder kept (truth in stamp order)."""
+    """Score one trial from the rows the recorder kept; ``placed_asymmetry`` from
+    :func:`placed_asymmetry_mm` when known."""
     truth = sorted(truth, key=lambda r: r.stamp_ns)
     last = truth[-1] if truth else None
     target = last.target_depth_mm if last else math.nan
@@ -204,6 +232,8 @@ def trial_result(
         completed=completed,
         success=bool(success),
         depth_success=bool(depth_success),
+        placed_asymmetry_mm=placed_asymmetry,
+        feasible=None if placed_asymmetry is None else placed_asymmetry < SYMMETRIC_MM,
         final_depth_error_mm=final_error,
         final_asymmetry_mm=final_asym,
         final_deployment_fraction=final_fraction,
@@ -227,10 +257,13 @@ def summarize_trials(results: Sequence[TrialResult]) -> dict:
             [abs(r.final_depth_error_mm) for r in rows if r.final_depth_error_mm is not None], dtype=float
         )
         times = [r.time_to_target_s for r in rows if r.time_to_target_s is not None]
+        feasible = [r for r in rows if r.feasible]
         return {
             "trials": len(rows),
             "success_rate": sum(r.success for r in rows) / len(rows) if rows else None,
             "depth_success_rate": sum(r.depth_success for r in rows) / len(rows) if rows else None,
+            "feasible_trials": len(feasible),
+            "success_rate_feasible": sum(r.success for r in feasible) / len(feasible) if feasible else None,
             "completed_rate": sum(r.completed for r in rows) / len(rows) if rows else None,
             "depth_error_mm_mean": float(errors.mean()) if errors.size else None,
             "depth_error_mm_p95": float(np.percentile(errors, 95)) if errors.size else None,

@@ -16,6 +16,7 @@ from tavi_perception.trials import (
     FROZEN_REASON,
     TrialSpec,
     moves_while_invalid,
+    placed_asymmetry_mm,
     plot_trials,
     sample_trial,
     summarize_trials,
@@ -147,3 +148,29 @@ def test_summary_rates_percentiles_and_per_fault_blocks(tmp_path: Path) -> None:
     assert s["by_fault"]["none"]["success_rate"] == 1.0 and s["by_fault"]["frozen"]["success_rate"] == 0.5
     plot_trials(series, TARGET, TOL, str(tmp_path / "depth.png"))
     assert (tmp_path / "depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_placed_asymmetry_is_the_truth_with_the_valve_deployed_at_the_target_depth() -> None:
+    from tavi_perception.sim import DeliveryState, ProcedureSimulator, sample_case
+
+    seed = sample_trial(0, 0).case_seed
+    asym = placed_asymmetry_mm(seed, TARGET)
+    sim = ProcedureSimulator(sample_case(seed), image_size=512)
+    deployed = min(sim.case.devices.frame_height_mm, sim.case.devices.max_retraction_mm)
+    depths = {}
+    for tip_mm in np.linspace(sim.limits.tip_min_mm, sim.limits.tip_max_mm, 400):
+        truth = sim.truth_at(0.0, DeliveryState(float(tip_mm), deployed))[1]
+        depths[abs(truth.stent_mean_depth_mm - TARGET)] = truth.stent_asymmetry_mm
+    assert asym == pytest.approx(depths[min(depths)], abs=0.05)  # a brute-force scan agrees
+    assert placed_asymmetry_mm(seed, TARGET + 3.0) != asym  # and it depends on where the valve sits
+
+
+def test_feasibility_splits_the_success_rate() -> None:
+    truth, commands = _procedure(final_depth=4.2, asym=3.0)  # on target but asymmetric
+    infeasible = trial_result(_spec(), DONE_REASON, truth, truth, commands, placed_asymmetry=2.9)
+    truth_ok, _ = _procedure(final_depth=4.2)
+    feasible = trial_result(_spec(), DONE_REASON, truth_ok, truth_ok, commands, placed_asymmetry=0.4)
+    assert infeasible.feasible is False and feasible.feasible is True
+    s = summarize_trials([infeasible, feasible])
+    assert s["success_rate"] == 0.5 and s["feasible_trials"] == 1 and s["success_rate_feasible"] == 1.0
+    assert trial_result(_spec(), DONE_REASON, truth, truth, commands).feasible is None

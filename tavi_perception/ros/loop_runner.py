@@ -38,6 +38,7 @@ from tavi_perception.trials import (
     FAULTS,
     TrialResult,
     TrialSpec,
+    placed_asymmetry_mm,
     plot_trials,
     sample_trial,
     summarize_trials,
@@ -68,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
         default=2.0,
         help="[mm/s] controller's capsule retraction speed (default 2, the simulated manipulator's limit)",
     )
-    p.add_argument("--max-duration", type=float, default=90.0, help="[s] per trial (default 90)")
+    p.add_argument("--max-duration", type=float, default=120.0, help="[s] per trial (default 120)")
     return p
 
 
@@ -182,7 +183,9 @@ def run_trial(spec: TrialSpec, args: argparse.Namespace, log_dir: Path) -> tuple
     finally:
         procs.stop()
         recorder.close()
-    return trial_result(spec, ended, recorder.perceived, recorder.truth, recorder.commands), recorder
+    placed = placed_asymmetry_mm(spec.case_seed, args.target_depth, args.image_size)
+    result = trial_result(spec, ended, recorder.perceived, recorder.truth, recorder.commands, placed)
+    return result, recorder
 
 
 def _depth_series(recorder: LoopRecorder) -> tuple[np.ndarray, np.ndarray]:

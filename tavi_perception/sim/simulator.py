@@ -227,16 +227,21 @@ class ProcedureSimulator:
         """(advance, retraction) speeds [mm/s] applied in the command drive after the speed limits."""
         return clamp_command(self._command, self.limits)
 
-    def _render(self, t_s: float, frame_index: int, state: DeliveryState, phase: str) -> SimFrame:
+    def truth_at(self, t_s: float, state: DeliveryState) -> tuple[np.ndarray, TrueGeometry]:
+        """(true keypoints (11, 2) [px], true geometry) at ``t_s`` for ``state``, without rendering."""
         scene = self.scene
-        fill = self.contrast.fill(t_s)
-        image = scene.render(t_s, state, fill, noise_seed(self.case.seed, t_s))
         kp, extra = scene.keypoints(t_s, state)
         root = scene.root
         ct = extra["points_lps"][Kp.CT]
         tip_depth_3d = -float((ct - extra["offset_lps"] - root.centre) @ root.axis)
+        return kp, true_geometry(kp, scene.mm_per_px, state, self.case, tip_depth_3d)
+
+    def _render(self, t_s: float, frame_index: int, state: DeliveryState, phase: str) -> SimFrame:
+        scene = self.scene
+        fill = self.contrast.fill(t_s)
+        image = scene.render(t_s, state, fill, noise_seed(self.case.seed, t_s))
+        kp, truth = self.truth_at(t_s, state)
         vis = visibility(scene.in_fov(kp), fill, self.contrast_threshold, state.retraction_mm)
-        truth = true_geometry(kp, scene.mm_per_px, state, self.case, tip_depth_3d)
         return SimFrame(
             image, t_s, frame_index, kp, vis, scene.mm_per_px, fill, phase, truth, state, self.case.seed
         )
