@@ -110,3 +110,10 @@ def test_binding_averages_contrast_frames_and_follows_a_new_injection() -> None:
 def test_unbound_binding_cannot_carry() -> None:
     with pytest.raises(RuntimeError, match="before any contrast"):
         PigtailBinding(0.5).carry(np.zeros(2))
+
+
+def test_retraction_from_the_device_length_is_free_of_foreshortening() -> None:
+    # a 50 mm closed CP-CD segment seen at 60 degrees out of plane: projected 25 mm closed, 15 mm now
+    cp, cd = np.array([0.0, 0.0]), np.array([0.0, 15.0])
+    assert capsule_retraction_mm(cp, cd, 1.0, closed_mm=25.0) == pytest.approx(10.0)  # foreshortened
+    assert capsule_retraction_mm(cp, cd, 1.0, closed_mm=25.0, length_mm=50.0) == pytest.approx(20.0)

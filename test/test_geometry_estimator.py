@@ -206,18 +206,39 @@ def test_tip_depth_beyond_the_sanity_limit_is_inconsistent() -> None:
     assert "tip depth +45.0 mm beyond" in e.catheter_reason
 
 
-def test_closed_capsule_reference_is_learned_from_the_first_frames() -> None:
-    est = _estimator(cp_cd_closed_mm=0.0, reference_learn_frames=3, valve_frame_height_mm=18.0)
+def test_closed_capsule_reference_follows_the_latest_closed_frames_until_the_edges_show() -> None:
+    est = _estimator(
+        cp_cd_closed_mm=0.0, reference_learn_frames=3, reference_lag_frames=0, valve_frame_height_mm=18.0
+    )
     xy = _scene()  # CP-CD 90 px = 36 mm
     first = [est.update(i * 0.1, _tracked(i * 0.1, xy, lost=STENT), MM_PER_PX) for i in range(3)]
     assert [e.extraction_valid for e in first] == [False, False, True]
     assert "learning" in first[0].extraction_reason
     assert first[2].capsule_retraction_mm == pytest.approx(0.0)
-    xy[Kp.CD] += (0, -9 / MM_PER_PX)  # capsule pulled back 9 mm
-    e = est.update(0.3, _tracked(0.3, xy), MM_PER_PX)
+    xy[Kp.CP] += (0, -5 / MM_PER_PX)  # advancing through the arch: CP-CD foreshortened to 41 mm
+    advanced = [
+        est.update(0.3 + i * 0.1, _tracked(0.3 + i * 0.1, xy, lost=STENT), MM_PER_PX) for i in range(3)
+    ]
+    assert advanced[-1].capsule_retraction_mm == pytest.approx(0.0)  # the closed reference followed
+    xy[Kp.CD] += (0, -9 / MM_PER_PX)  # capsule pulled back 9 mm: the frame edges show
+    e = est.update(0.6, _tracked(0.6, xy), MM_PER_PX)
     assert e.extraction_valid
     assert e.capsule_retraction_mm == pytest.approx(9.0)
     assert e.deployment_fraction == pytest.approx(0.5)
+    later = est.update(0.7, _tracked(0.7, xy), MM_PER_PX)  # frozen while the edges are seen
+    assert later.capsule_retraction_mm == pytest.approx(9.0)
+
+
+def test_the_newest_closed_frames_are_left_out_of_the_reference() -> None:
+    est = _estimator(cp_cd_closed_mm=0.0, reference_learn_frames=3, reference_lag_frames=2)
+    xy = _scene()  # CP-CD 36 mm
+    early = [est.update(i * 0.1, _tracked(i * 0.1, xy, lost=STENT), MM_PER_PX) for i in range(5)]
+    assert [e.extraction_valid for e in early] == [False] * 4 + [True]  # 3 frames plus the 2 left out
+    xy[Kp.CD] += (0, -1.5 / MM_PER_PX)  # retracting, edges not detected yet
+    creeping = [
+        est.update(0.5 + i * 0.1, _tracked(0.5 + i * 0.1, xy, lost=STENT), MM_PER_PX) for i in range(2)
+    ]
+    assert [e.capsule_retraction_mm for e in creeping] == pytest.approx([1.5, 1.5])  # not absorbed
 
 
 def test_depth_source_switches_to_the_stent_once_deployment_starts_and_stays() -> None:

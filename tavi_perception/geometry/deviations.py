@@ -68,10 +68,21 @@ def stent_deviation(
     return StentDeviation(d1, d2, 0.5 * (d1 + d2), abs(d1 - d2), signed_tilt_deg(frame, fe1_px, fe2_px))
 
 
-def capsule_retraction_mm(cp_px: np.ndarray, cd_px: np.ndarray, mm_per_px: float, closed_mm: float) -> float:
-    """Closed-capsule CP-CD reference minus the current CP-CD distance [mm]."""
-    distance_px = float(np.hypot(*(np.asarray(cd_px, dtype=float) - np.asarray(cp_px, dtype=float))))
-    return closed_mm - distance_px * mm_per_px
+def capsule_retraction_mm(
+    cp_px: np.ndarray, cd_px: np.ndarray, mm_per_px: float, closed_mm: float, length_mm: float = 0.0
+) -> float:
+    """Capsule retraction [mm] from the CP-CD distance ``d`` and its closed-capsule reference ``closed_mm``.
+
+    Without the device's true closed CP-CD ``length_mm``: ``closed_mm - d`` (foreshortened by the view).
+    With it: ``(1 - d / closed_mm) * length_mm``, the fraction of the closed segment that is gone times
+    its true length, which the view's foreshortening scales out.
+    """
+    distance_mm = (
+        float(np.hypot(*(np.asarray(cd_px, dtype=float) - np.asarray(cp_px, dtype=float)))) * mm_per_px
+    )
+    if length_mm > 0:
+        return (1.0 - distance_mm / closed_mm) * length_mm
+    return closed_mm - distance_mm
 
 
 def deployment_fraction(retraction_mm: float, frame_height_mm: float) -> float:

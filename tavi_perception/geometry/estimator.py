@@ -22,8 +22,11 @@ Blocks and their validity (each invalid block says why in ``*_reason``; numbers 
   ``stent_tip_consistency_mm`` of the tip depth; before deployment has started, a valid retraction of at
   least ``stent_min_retraction_mm`` (edges show once uncovered).
 - extraction: CP and CD usable; closed-capsule CP-CD reference from ``cp_cd_closed_mm``, or, when that is
-  0, learned as the median of the first ``reference_learn_frames`` frames with CP and CD usable and no
-  frame edge in sight (capsule still closed). Retraction outside ``[-margin, height + margin]``: invalid.
+  0, the median of ``reference_learn_frames`` frames with CP and CD measured, no frame edge in sight and
+  deployment not started (capsule still closed), the newest ``reference_lag_frames`` of them left out.
+  Learning goes on until the edges show, so the reference is taken where the deployment happens: the
+  projected CP-CD distance changes by several millimetres with foreshortening while the delivery system
+  advances through the arch. Retraction outside ``[-margin, height + margin]``: invalid.
 - guidance: depth source TIP until deployment starts (latched once a retraction >= ``deployment_start_mm``
   is measured together with valid frame edges: a misdetected CD can fake a retraction, but the capsule
   uncovering the frame shows both edges), STENT afterwards. ``valid`` only when the annulus and the
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
@@ -87,8 +90,18 @@ class GeometryParams:
     target_depth_mm: float = 4.0  # [mm] target implantation depth (self-expanding valves: ~3-5 mm)
     depth_tolerance_mm: float = 1.0  # [mm] half-width of the acceptable band around the target
     valve_frame_height_mm: float = 18.0  # [mm] valve frame height (SAPIEN 3 26 mm-like: 18 mm)
-    cp_cd_closed_mm: float = 0.0  # [mm] CP-CD distance with the capsule closed; 0 = learn it online
-    reference_learn_frames: int = 10  # frames whose median CP-CD distance is the learned reference
+    cp_cd_closed_mm: float = 0.0  # [mm] projected CP-CD distance with the capsule closed; 0 = learn it online
+    # [mm] true (3D) CP-CD length of the delivery system with the capsule closed, from its specification;
+    # with it the retraction is (1 - d / d_closed) x this length, free of the view's foreshortening
+    # (the projected difference d_closed - d is shortened by the cosine of the catheter's out-of-plane
+    # angle, so a full deployment would read a few percent short). 0 = unknown: projected difference.
+    cp_cd_length_mm: float = 0.0
+    # frames in the running medians: the latest closed-capsule CP-CD distances (the learned reference) and
+    # the minimum count before the CT-CP distance is used
+    reference_learn_frames: int = 10
+    # [frames] the newest closed-capsule frames left out of the CP-CD reference: the capsule retracts a
+    # little before the frame edges are detected (30 frames = 2 s at 15 fps, ~1-2 mm at 1-2 mm/s)
+    reference_lag_frames: int = 30
     # [mm] retraction from which deployment counts as started (latched). Above the ~1 mm by which the
     # projected CP-CD distance wanders with foreshortening while the closed capsule moves in.
     deployment_start_mm: float = 3.0
@@ -129,7 +142,9 @@ class GeometryParams:
             "depth_tolerance_mm must be >= 0": self.depth_tolerance_mm >= 0,
             "valve_frame_height_mm must be > 0": self.valve_frame_height_mm > 0,
             "cp_cd_closed_mm must be >= 0 (0 = learn)": self.cp_cd_closed_mm >= 0,
+            "cp_cd_length_mm must be >= 0 (0 = unknown)": self.cp_cd_length_mm >= 0,
             "reference_learn_frames must be >= 1": self.reference_learn_frames >= 1,
+            "reference_lag_frames must be >= 0": self.reference_lag_frames >= 0,
             "deployment_start_mm must be > 0": self.deployment_start_mm > 0,
             "retraction_margin_mm must be >= 0": self.retraction_margin_mm >= 0,
             "annulus diameter range must be 0 < min < max": 0
@@ -200,47 +215,29 @@ class GuidanceEstimate:
     depth_error_mm: float = _NAN
 
 
-@dataclass
-class _ClosedCapsuleReference:
-    """CP-CD distance with the capsule closed [mm]: fixed, or the median of the first frames."""
-
-    fixed_mm: float
-    learn_frames: int
-    samples_mm: list[float] = field(default_factory=list)
-
-    @property
-    def value_mm(self) -> float | None:
-        if self.fixed_mm > 0:
-            return self.fixed_mm
-        if len(self.samples_mm) >= self.learn_frames:
-            return float(np.median(self.samples_mm))
-        return None
-
-    def observe(self, distance_mm: float) -> None:
-        if self.value_mm is None:
-            self.samples_mm.append(distance_mm)
-
-
 class _RunningMedian:
-    """Median of the last ``window`` samples, once there are at least ``min_samples`` [mm].
+    """Median [mm] of the ``window`` samples before the newest ``lag``, once ``min_samples`` are in it.
 
-    For a distance that is constant through a procedure but whose first measurements may be wrong:
-    unlike a reference fixed from the first frames, it recovers once correct frames are the majority.
+    For a distance that should be constant while it is learned but whose measurements may be wrong for
+    a while: unlike a reference fixed from the first frames, it recovers once correct frames are the
+    majority. The lag keeps the newest samples out, for a distance about to change unseen (the capsule
+    starts retracting a little before the frame edges show).
     """
 
-    def __init__(self, window: int, min_samples: int) -> None:
-        self._samples: deque[float] = deque(maxlen=window)
+    def __init__(self, window: int, min_samples: int, lag: int = 0) -> None:
+        self._samples: deque[float] = deque(maxlen=window + lag)
         self.min_samples = min_samples
+        self._lag = lag
 
     @property
     def count(self) -> int:
-        return len(self._samples)
+        return max(0, len(self._samples) - self._lag)
 
     @property
     def value_mm(self) -> float | None:
-        if len(self._samples) < self.min_samples:
+        if self.count < self.min_samples:
             return None
-        return float(np.median(self._samples))
+        return float(np.median(list(self._samples)[: self.count]))
 
     def observe(self, distance_mm: float) -> None:
         self._samples.append(distance_mm)
@@ -261,7 +258,10 @@ class GuidanceEstimator:
         self._pt_seen_s = -math.inf
         self._pt_hits = 0  # detections accepted by PT's track when PT was last usable
         self._binding_dropped = ""  # why the last binding was dropped, until the next one
-        self._reference = _ClosedCapsuleReference(p.cp_cd_closed_mm, p.reference_learn_frames)
+        # closed-capsule CP-CD [mm]: the latest frames before the frame edges showed (unless fixed)
+        self._reference = _RunningMedian(
+            p.reference_learn_frames, p.reference_learn_frames, p.reference_lag_frames
+        )
         self._tip_anchor = _RunningMedian(p.anchor_window_frames, p.reference_learn_frames)  # CT-CP [mm]
         self._deployment_started = False
 
@@ -482,14 +482,15 @@ class GuidanceEstimator:
         xy = view.tracked.xy_px
         ref = self._reference
         edges_seen = bool((view.tracked.state[[Kp.FE1, Kp.FE2]] == KeypointState.MEASURED).any())
-        if ref.value_mm is None and not edges_seen and not self._deployment_started:
+        measured = view.first_problem((Kp.CP, Kp.CD), measured=True) is None
+        if p.cp_cd_closed_mm == 0 and measured and not edges_seen and not self._deployment_started:
             ref.observe(float(np.hypot(*(xy[Kp.CD] - xy[Kp.CP]))) * view.mm_per_px)
-        closed_mm = ref.value_mm
+        closed_mm = p.cp_cd_closed_mm if p.cp_cd_closed_mm > 0 else ref.value_mm
         if closed_mm is None:
-            progress = f"{len(ref.samples_mm)}/{ref.learn_frames} frames"
+            progress = f"{ref.count}/{ref.min_samples} frames"
             est.extraction_reason = f"learning the closed-capsule CP-CD reference ({progress})"
             return
-        retraction = capsule_retraction_mm(xy[Kp.CP], xy[Kp.CD], view.mm_per_px, closed_mm)
+        retraction = capsule_retraction_mm(xy[Kp.CP], xy[Kp.CD], view.mm_per_px, closed_mm, p.cp_cd_length_mm)
         low, high = -p.retraction_margin_mm, p.valve_frame_height_mm + p.retraction_margin_mm
         if not low <= retraction <= high:
             est.extraction_reason = f"capsule retraction {retraction:+.1f} mm outside [{low:g}, {high:g}] mm"

@@ -7,8 +7,9 @@ process keeps the perception outputs, the simulator's ground truth and the comma
 and the node logs. ``--json`` prints the summary as one JSON object on the last line.
 
 The perception node is given what an operator knows: the C-arm calibration of the case (mm per
-pixel, as from the DICOM header) and the valve's frame height; the closed-capsule CP-CD distance is
-learned online. Nothing else of the truth reaches it.
+pixel, as from the DICOM header), the valve's frame height and the delivery system's closed CP-CD length
+(device specifications); the projected closed-capsule CP-CD distance is learned online. Nothing else of
+the truth reaches it.
 """
 
 from __future__ import annotations
@@ -75,20 +76,25 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def case_calibration(seed: int, image_size: int) -> tuple[float, float]:
-    """(mm_per_px, valve frame height mm) of the case: what the operator knows from C-arm and valve model."""
+def case_calibration(seed: int, image_size: int) -> tuple[float, float, float]:
+    """(mm_per_px, valve frame height mm, closed CP-CD length mm) of the case: what the operator knows
+    from the C-arm and the device specifications."""
     from tavi_perception.sim import ProcedureSimulator, sample_case
 
     case = sample_case(seed)
-    return ProcedureSimulator(case, image_size=image_size).mm_per_px, case.devices.frame_height_mm
+    mm_per_px = ProcedureSimulator(case, image_size=image_size).mm_per_px
+    return mm_per_px, case.devices.frame_height_mm, case.devices.cp_cd_closed_mm
 
 
-def node_specs(args: argparse.Namespace, mm_per_px: float, frame_height_mm: float) -> list[NodeSpec]:
+def node_specs(
+    args: argparse.Namespace, mm_per_px: float, frame_height_mm: float, cp_cd_length_mm: float
+) -> list[NodeSpec]:
     """The three nodes of the loop with the demo's parameters."""
     perception = {
         "mm_per_px": float(mm_per_px),
         "calibration_width_px": int(args.image_size),
         "valve_frame_height_mm": float(frame_height_mm),
+        "cp_cd_length_mm": float(cp_cd_length_mm),
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),
         "overlay_every_n": int(args.gif_every),
@@ -121,8 +127,7 @@ def run_loop(args: argparse.Namespace, out_dir: Path) -> tuple[LoopRecorder, str
     Perception and the controller start first; the simulator (the first frame) only once perception is
     active, so no frame is lost to start-up.
     """
-    mm_per_px, frame_height_mm = case_calibration(args.seed, args.image_size)
-    perception, controller, simulator = node_specs(args, mm_per_px, frame_height_mm)
+    perception, controller, simulator = node_specs(args, *case_calibration(args.seed, args.image_size))
     recorder = LoopRecorder()
     procs = NodeProcesses(out_dir / "logs", [perception, controller])
     ended = "max duration"

@@ -81,11 +81,12 @@ def trial_specs(trials: int, seed: int, fault: str) -> list[TrialSpec]:
 
 def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, NodeSpec, NodeSpec]:
     """(perception, controller, simulator) of one trial; perception knows only the C-arm and valve."""
-    mm_per_px, frame_height_mm = case_calibration(spec.case_seed, args.image_size)
+    mm_per_px, frame_height_mm, cp_cd_length_mm = case_calibration(spec.case_seed, args.image_size)
     perception = {
         "mm_per_px": float(mm_per_px),
         "calibration_width_px": int(args.image_size),
         "valve_frame_height_mm": float(frame_height_mm),
+        "cp_cd_length_mm": float(cp_cd_length_mm),
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),
     }

@@ -116,6 +116,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("valve_frame_height_mm", _GEO.valve_frame_height_mm, "[mm] valve frame height", 5.0, 80.0),
     ParamSpec("cp_cd_closed_mm", _GEO.cp_cd_closed_mm, "[mm] closed-capsule CP-CD; 0 = learn", 0.0, 200.0),
     ParamSpec(
+        "cp_cd_length_mm",
+        _GEO.cp_cd_length_mm,
+        "[mm] true closed CP-CD length (device); 0 = unknown",
+        0.0,
+        300.0,
+    ),
+    ParamSpec(
         "pigtail_missing_max_s", _GEO.pigtail_missing_max_s, "[s] PT unseen this long: LOST", 0.0, 10.0
     ),
     ParamSpec(
