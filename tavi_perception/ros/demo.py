@@ -25,7 +25,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec, add_procedure_arguments, wait_for
+from tavi_perception.ros.loop import (
+    LoopRecorder,
+    NodeProcesses,
+    NodeSpec,
+    add_procedure_arguments,
+    end_procedure,
+    start_procedure,
+)
 from tavi_perception.ros.report import (
     plot_depth,
     plot_keypoints,
@@ -122,21 +129,13 @@ def node_specs(
 
 
 def run_loop(args: argparse.Namespace, out_dir: Path) -> tuple[LoopRecorder, str]:
-    """Run until the deployment completes or ``max_duration``; returns the recorder and why it ended.
-
-    Perception and the controller start first; the simulator (the first frame) only once perception is
-    active, so no frame is lost to start-up.
-    """
+    """Run until the deployment completes or ``max_duration``; returns the recorder and why it ended."""
     perception, controller, simulator = node_specs(args, *case_calibration(args.seed, args.image_size))
     recorder = LoopRecorder()
     procs = NodeProcesses(out_dir / "logs", [perception, controller])
     ended = "max duration"
     try:
-        active = lambda: recorder.perception_diagnostics.get("active") == "True"  # noqa: E731
-        wait_for(active, recorder, procs, "perception start")
-        wait_for(lambda: bool(recorder.commands), recorder, procs, "controller start")
-        procs.start(simulator)
-        wait_for(lambda: bool(recorder.truth), recorder, procs, "the first simulated frame")
+        start_procedure(recorder, procs, simulator)
         expected = math.ceil(args.max_duration * args.fps)
         start_s = time.monotonic()
         done_at_s: float | None = None
@@ -156,10 +155,7 @@ def run_loop(args: argparse.Namespace, out_dir: Path) -> tuple[LoopRecorder, str
                 if procs.dead():
                     name = procs.dead()[0]
                     raise RuntimeError(f"{name} died during the run:\n{procs.log_tail(name)}")
-        procs.stop([simulator.name])  # no new frames; the guidance of the last ones is on its way
-        drain_until = time.monotonic() + 1.0
-        while time.monotonic() < drain_until:
-            recorder.spin_once(0.05)
+        end_procedure(recorder, procs, simulator, drain_s=1.0)
     finally:
         procs.stop()
         recorder.close()

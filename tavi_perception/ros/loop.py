@@ -214,3 +214,23 @@ def wait_for(
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not happen within {timeout_s:.0f} s (see {procs.log_dir})")
         recorder.spin_once(0.05)
+
+
+def start_procedure(recorder: LoopRecorder, procs: NodeProcesses, simulator: NodeSpec) -> None:
+    """Once perception is active and the controller commands, start the simulator; wait for its first frame.
+
+    Perception and the controller start first, so no frame is lost to their start-up.
+    """
+    active = lambda: recorder.perception_diagnostics.get("active") == "True"  # noqa: E731
+    wait_for(active, recorder, procs, "perception start")
+    wait_for(lambda: bool(recorder.commands), recorder, procs, "controller start")
+    procs.start(simulator)
+    wait_for(lambda: bool(recorder.truth), recorder, procs, "the first simulated frame")
+
+
+def end_procedure(recorder: LoopRecorder, procs: NodeProcesses, simulator: NodeSpec, drain_s: float) -> None:
+    """Stop the simulator (no new frames); keep receiving for ``drain_s``: the last guidance is on its way."""
+    procs.stop([simulator.name])
+    drain_until = time.monotonic() + drain_s
+    while time.monotonic() < drain_until:
+        recorder.spin_once(0.05)

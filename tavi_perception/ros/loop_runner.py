@@ -31,7 +31,14 @@ from tqdm import tqdm
 
 from tavi_perception.inference.engines import file_sha256
 from tavi_perception.ros.demo import case_calibration
-from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec, add_procedure_arguments, wait_for
+from tavi_perception.ros.loop import (
+    LoopRecorder,
+    NodeProcesses,
+    NodeSpec,
+    add_procedure_arguments,
+    end_procedure,
+    start_procedure,
+)
 from tavi_perception.ros.pipeline import shipped_model_path
 from tavi_perception.trials import (
     DONE_REASON,
@@ -144,23 +151,14 @@ class _Restart:
 
 
 def run_trial(spec: TrialSpec, args: argparse.Namespace, log_dir: Path) -> tuple[TrialResult, LoopRecorder]:
-    """One trial through the ROS 2 graph; returns its result and the recorder with what it kept.
-
-    Perception and the controller start first; the simulator (the first frame) only once perception is
-    active, so no frame is lost to start-up.
-    """
+    """One trial through the ROS 2 graph; returns its result and the recorder with what it kept."""
     perception, controller, simulator = node_specs(spec, args)
     recorder = LoopRecorder(overlay=False)
     procs = NodeProcesses(log_dir, [perception, controller])
     restart = _Restart(spec, perception, procs)
     ended = "max duration"
     try:
-        wait_for(
-            lambda: recorder.perception_diagnostics.get("active") == "True", recorder, procs, "perception"
-        )
-        wait_for(lambda: bool(recorder.commands), recorder, procs, "controller start")
-        procs.start(simulator)
-        wait_for(lambda: bool(recorder.truth), recorder, procs, "the first simulated frame")
+        start_procedure(recorder, procs, simulator)
         first_ns = recorder.truth[0].stamp_ns
         done_at: float | None = None
         while True:
@@ -177,10 +175,7 @@ def run_trial(spec: TrialSpec, args: argparse.Namespace, log_dir: Path) -> tuple
             dead = [n for n in procs.dead() if n not in restart.stopped]
             if dead:
                 raise RuntimeError(f"{dead[0]} died during the trial:\n{procs.log_tail(dead[0])}")
-        procs.stop([simulator.name])  # no new frames; the guidance of the last ones is on its way
-        drain_until = time.monotonic() + 0.5
-        while time.monotonic() < drain_until:
-            recorder.spin_once(0.05)
+        end_procedure(recorder, procs, simulator, drain_s=0.5)
     finally:
         procs.stop()
         recorder.close()
