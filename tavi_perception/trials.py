@@ -12,13 +12,11 @@ Definitions (per trial; "truth" is the simulator's ground-truth guidance of each
 - ``final_asymmetry_mm``: true |FE1 depth - FE2 depth| of the last frame;
 - ``success``: completed, ``|final_depth_error_mm| <= SUCCESS_DEPTH_MM`` and
   ``final_asymmetry_mm < SYMMETRIC_MM``; ``depth_success``: completed and within the depth limit, whatever
-  the asymmetry. The manipulator has no steering axis (advance and capsule retraction only), so the
-  asymmetry is set by the case's delivery-axis tilt against the root and the C-arm view, not by the
-  controller; ``depth_success`` is what perception and control decide;
-- ``placed_asymmetry_mm``: the true asymmetry of the case with the valve fully deployed exactly at the
-  target depth (:func:`placed_asymmetry_mm`): the best the two-axis manipulator can reach. A trial is
-  ``feasible`` when it is below ``SYMMETRIC_MM``; ``success_rate_feasible`` is the success rate over
-  feasible trials;
+  the asymmetry;
+- ``unsteered_asymmetry_mm``: the true asymmetry of the case with the valve fully deployed exactly at the
+  target depth and the steering axis left at 0 (:func:`unsteered_asymmetry_mm`): what the case's
+  delivery-axis tilt and the C-arm view give without steering. A trial ``needs_steering`` when it is at
+  least ``SYMMETRIC_MM``; ``success_rate_needing_steering`` is the success rate over those trials;
 - ``time_to_target_s``: first frame whose true controlled depth is inside the target band, from the
   first frame;
 - ``overshoot_mm``: how far the true tip went deeper than the target before deployment started (>= 0);
@@ -104,11 +102,11 @@ def sample_trial(seed: int, index: int, fault: str = "none") -> TrialSpec:
     return TrialSpec(**base)
 
 
-def placed_asymmetry_mm(case_seed: int, target_depth_mm: float, image_size: int = 512) -> float:
-    """True frame-edge asymmetry [mm] of a case with the valve fully deployed at ``target_depth_mm``.
+def unsteered_asymmetry_mm(case_seed: int, target_depth_mm: float, image_size: int = 512) -> float:
+    """True frame-edge asymmetry [mm] of a case, unsteered, with the valve deployed at ``target_depth_mm``.
 
     The tip position along the rail is bisected until the true stent mean depth (at t = 0 of the
-    motion) equals the target, with the capsule retracted by the frame height.
+    motion) equals the target, with the capsule retracted by the frame height and the steer at 0.
     """
     sim = ProcedureSimulator(sample_case(case_seed), image_size=image_size)
     retraction_mm = min(sim.case.devices.frame_height_mm, sim.case.devices.max_retraction_mm)
@@ -134,8 +132,8 @@ class TrialResult:
     completed: bool
     success: bool
     depth_success: bool
-    placed_asymmetry_mm: float | None
-    feasible: bool | None
+    unsteered_asymmetry_mm: float | None
+    needs_steering: bool | None
     final_depth_error_mm: float | None
     final_asymmetry_mm: float | None
     final_deployment_fraction: float | None
@@ -154,7 +152,8 @@ class TrialResult:
 
 
 def _moves(command: CommandRow) -> bool:
-    return not command.hold and (command.advance_speed_mm_s != 0.0 or command.retraction_speed_mm_s > 0.0)
+    speeds = (command.advance_speed_mm_s, command.retraction_speed_mm_s, command.steer_rate_deg_s)
+    return not command.hold and any(v != 0.0 for v in speeds)
 
 
 def moves_while_invalid(
@@ -192,10 +191,10 @@ def trial_result(
     perceived: Sequence[GuidanceRow],
     truth: Sequence[GuidanceRow],
     commands: Sequence[CommandRow],
-    placed_asymmetry: float | None = None,
+    unsteered_asymmetry: float | None = None,
 ) -> TrialResult:
-    """Score one trial from the rows the recorder kept; ``placed_asymmetry`` from
-    :func:`placed_asymmetry_mm` when known."""
+    """Score one trial from the rows the recorder kept; ``unsteered_asymmetry`` from
+    :func:`unsteered_asymmetry_mm` when known."""
     truth = sorted(truth, key=lambda r: r.stamp_ns)
     last = truth[-1] if truth else None
     target = last.target_depth_mm if last else math.nan
@@ -232,8 +231,8 @@ def trial_result(
         completed=completed,
         success=bool(success),
         depth_success=bool(depth_success),
-        placed_asymmetry_mm=placed_asymmetry,
-        feasible=None if placed_asymmetry is None else placed_asymmetry < SYMMETRIC_MM,
+        unsteered_asymmetry_mm=unsteered_asymmetry,
+        needs_steering=None if unsteered_asymmetry is None else unsteered_asymmetry >= SYMMETRIC_MM,
         final_depth_error_mm=final_error,
         final_asymmetry_mm=final_asym,
         final_deployment_fraction=final_fraction,
@@ -257,13 +256,15 @@ def summarize_trials(results: Sequence[TrialResult]) -> dict:
             [abs(r.final_depth_error_mm) for r in rows if r.final_depth_error_mm is not None], dtype=float
         )
         times = [r.time_to_target_s for r in rows if r.time_to_target_s is not None]
-        feasible = [r for r in rows if r.feasible]
+        steered = [r for r in rows if r.needs_steering]
         return {
             "trials": len(rows),
             "success_rate": sum(r.success for r in rows) / len(rows) if rows else None,
             "depth_success_rate": sum(r.depth_success for r in rows) / len(rows) if rows else None,
-            "feasible_trials": len(feasible),
-            "success_rate_feasible": sum(r.success for r in feasible) / len(feasible) if feasible else None,
+            "trials_needing_steering": len(steered),
+            "success_rate_needing_steering": sum(r.success for r in steered) / len(steered)
+            if steered
+            else None,
             "completed_rate": sum(r.completed for r in rows) / len(rows) if rows else None,
             "depth_error_mm_mean": float(errors.mean()) if errors.size else None,
             "depth_error_mm_p95": float(np.percentile(errors, 95)) if errors.size else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
@@ -18,7 +19,9 @@ PARAMS = ControllerParams(
 )
 
 
-def _sample(t_s: float, error_mm: float, *, valid: bool = True, fraction: float = 0.0) -> GuidanceSample:
+def _sample(
+    t_s: float, error_mm: float, *, valid: bool = True, fraction: float = 0.0, tilt_deg: float = math.nan
+) -> GuidanceSample:
     return GuidanceSample(
         received_s=t_s,
         stamp_s=t_s,
@@ -28,6 +31,7 @@ def _sample(t_s: float, error_mm: float, *, valid: bool = True, fraction: float 
         depth_tolerance_mm=0.5,
         extraction_valid=True,
         deployment_fraction=fraction,
+        delivery_tilt_deg=tilt_deg,
     )
 
 
@@ -124,21 +128,51 @@ def test_holds_once_deployment_is_complete() -> None:
     assert cmd.hold and "complete" in cmd.reason
 
 
-def test_closed_loop_on_a_kinematic_plant_reaches_the_band_and_deploys() -> None:
-    """Depth integrates the advance speed, the capsule the retraction speed; target 4 mm from 15 mm above."""
+def test_closed_loop_on_a_kinematic_plant_reaches_the_band_levels_the_axis_and_deploys() -> None:
+    """Depth integrates the advance speed, the capsule the retraction speed, the tilt the steer rate;
+    target 4 mm from 15 mm above, axis tilted 6 deg."""
     ctrl = ReferenceController(PARAMS)
-    dt_s, depth_mm, retraction_mm, frame_height_mm = 1 / 30, -11.0, 0.0, 20.0
+    dt_s, depth_mm, retraction_mm, tilt_deg, frame_height_mm = 1 / 30, -11.0, 0.0, 6.0, 20.0
     for i in range(int(60 / dt_s)):
         t_s = i * dt_s
         fraction = min(1.0, retraction_mm / frame_height_mm)
-        ctrl.on_guidance(_sample(t_s, depth_mm - 4.0, fraction=fraction))
+        ctrl.on_guidance(_sample(t_s, depth_mm - 4.0, fraction=fraction, tilt_deg=tilt_deg))
         cmd = ctrl.step(t_s)
         assert abs(cmd.advance_speed_mm_s) <= PARAMS.max_advance_speed_mm_s + 1e-12
         assert 0.0 <= cmd.retraction_speed_mm_s <= PARAMS.max_retraction_speed_mm_s + 1e-12
+        assert abs(cmd.steer_rate_deg_s) <= PARAMS.max_steer_rate_deg_s + 1e-12
+        if retraction_mm > 0:
+            assert abs(tilt_deg) <= PARAMS.max_deploy_tilt_deg + 0.1  # never deploys while tilted
         depth_mm += cmd.advance_speed_mm_s * dt_s
         retraction_mm += cmd.retraction_speed_mm_s * dt_s
+        tilt_deg += cmd.steer_rate_deg_s * dt_s
     assert ctrl.phase is Phase.DONE
     assert abs(depth_mm - 4.0) <= 0.5
+    assert abs(tilt_deg) <= PARAMS.tilt_deadband_deg + 0.1
+
+
+def test_steers_against_the_tilt_outside_the_deadband_only() -> None:
+    for tilt, sign in ((3.0, -1.0), (-3.0, 1.0), (0.8 * PARAMS.tilt_deadband_deg, 0.0), (math.nan, 0.0)):
+        ctrl = ReferenceController(PARAMS)
+        for i in range(30):
+            ctrl.on_guidance(_sample(i / 30, 2.0, tilt_deg=tilt))
+            cmd = ctrl.step(i / 30)
+        assert math.copysign(1.0, cmd.steer_rate_deg_s) == sign if sign else cmd.steer_rate_deg_s == 0.0
+        assert ("tilt unknown" in cmd.reason) == math.isnan(tilt)
+
+
+def test_retraction_pauses_while_the_axis_is_tilted_and_steering_stops_on_hold() -> None:
+    ctrl = ReferenceController(PARAMS)
+    _drive(ctrl, [0.1] * 60)
+    assert ctrl.phase is Phase.DEPLOY
+    for i in range(30):
+        ctrl.on_guidance(_sample(2.0 + i / 30, 0.1, fraction=0.3, tilt_deg=PARAMS.max_deploy_tilt_deg + 1.0))
+        cmd = ctrl.step(2.0 + i / 30)
+    assert cmd.retraction_speed_mm_s == 0.0 and "paused: steering" in cmd.reason
+    assert cmd.steer_rate_deg_s < 0.0
+    ctrl.on_guidance(_sample(3.0, 0.1, valid=False, tilt_deg=5.0))
+    held = ctrl.step(3.0)
+    assert held.hold and held.steer_rate_deg_s == 0.0
 
 
 def test_rejects_non_positive_limits() -> None:

@@ -55,6 +55,7 @@ def test_invalid_guidance_marks_every_block_invalid_with_the_reason() -> None:
     for block in ("annulus", "catheter", "stent", "extraction"):
         assert not getattr(msg, f"{block}_valid")
         assert getattr(msg, f"{block}_reason") == "bad image: truncated"
+    assert math.isnan(msg.delivery_tilt_deg)  # unknown, not level
 
 
 def test_stamps_round_trip_to_the_nanosecond() -> None:
@@ -113,17 +114,23 @@ def test_markers_delete_what_is_invalid_and_skip_lost_points() -> None:
 
 
 def test_command_message_answers_the_guidance_stamp_in_the_annulus_frame() -> None:
-    msg = command_to_msg(Command(1.5, 0.0, False, "advance", Phase.ADVANCE, 3.0), _header())
+    msg = command_to_msg(Command(1.5, 0.0, -0.7, False, "advance", Phase.ADVANCE, 3.0), _header())
     assert msg.header.stamp == _header().stamp and msg.header.frame_id == "annulus"
-    assert msg.advance_speed_mm_s == 1.5 and not msg.hold
+    assert msg.advance_speed_mm_s == 1.5 and msg.steer_rate_deg_s == -0.7 and not msg.hold
 
 
 def test_guidance_sample_carries_what_the_controller_needs() -> None:
     g = Guidance(
-        header=_header(), valid=True, depth_error_mm=-1.0, depth_tolerance_mm=0.5, deployment_fraction=0.2
+        header=_header(),
+        valid=True,
+        depth_error_mm=-1.0,
+        depth_tolerance_mm=0.5,
+        deployment_fraction=0.2,
+        delivery_tilt_deg=2.5,
     )
     sample = guidance_sample(g, received_s=42.0)
     assert sample.received_s == 42.0 and sample.valid and sample.depth_error_mm == -1.0
+    assert sample.delivery_tilt_deg == 2.5
     assert sample.stamp_s == pytest.approx(stamp_to_s(_header().stamp))
 
 

@@ -17,7 +17,7 @@ from tavi_perception.sim import (
     default_scenario,
     sample_case,
 )
-from tavi_perception.sim.delivery import DeliveryRail, DeliverySystem, integrate
+from tavi_perception.sim.delivery import AppliedSpeeds, DeliveryRail, DeliverySystem, integrate
 from tavi_perception.sim.phantom import RootGeometry
 from tavi_perception.sim.scenario import PHASES, sampling_times
 
@@ -57,12 +57,13 @@ def sim() -> ProcedureSimulator:
 
 def test_commanded_speeds_are_clipped_to_the_limits(sim: ProcedureSimulator) -> None:
     sim.place(DeliveryState(-10.0, 0.0))
-    sim.command(DeliveryCommand(advance_speed_mm_s=100.0, retraction_speed_mm_s=50.0))
-    assert sim.applied_speeds() == (5.0, 2.0)
+    sim.command(DeliveryCommand(advance_speed_mm_s=100.0, retraction_speed_mm_s=50.0, steer_rate_deg_s=-9.0))
+    assert sim.applied_speeds() == AppliedSpeeds(5.0, 2.0, -3.0)
     for _ in range(10):  # one second at 10 fps
         sim.step()
     assert sim.state.tip_sigma_mm == pytest.approx(-5.0)
     assert sim.state.retraction_mm == pytest.approx(2.0)
+    assert sim.state.steer_deg == pytest.approx(-3.0)
 
 
 def test_retraction_never_reverses_and_hold_stops(sim: ProcedureSimulator) -> None:
@@ -72,19 +73,21 @@ def test_retraction_never_reverses_and_hold_stops(sim: ProcedureSimulator) -> No
         sim.step()
     assert sim.state.retraction_mm == pytest.approx(5.0)
     assert sim.state.tip_sigma_mm == pytest.approx(-0.5)
-    sim.command(DeliveryCommand(advance_speed_mm_s=3.0, retraction_speed_mm_s=1.0, hold=True))
+    sim.command(
+        DeliveryCommand(advance_speed_mm_s=3.0, retraction_speed_mm_s=1.0, steer_rate_deg_s=2.0, hold=True)
+    )
     before = sim.state
     for _ in range(5):
         sim.step()
     assert sim.state == before
 
 
-def test_tip_and_retraction_stay_within_travel() -> None:
+def test_tip_retraction_and_steer_stay_within_travel() -> None:
     limits = DeliveryLimits()
-    state = integrate(DeliveryState(19.0, 44.0), 5.0, 2.0, 10.0, limits, max_retraction_mm=45.0)
-    assert state == DeliveryState(limits.tip_max_mm, 45.0)
-    state = integrate(DeliveryState(-29.0, 0.0), -5.0, 0.0, 10.0, limits, max_retraction_mm=45.0)
-    assert state.tip_sigma_mm == limits.tip_min_mm
+    state = integrate(DeliveryState(19.0, 44.0, 14.0), AppliedSpeeds(5.0, 2.0, 3.0), 10.0, limits, 45.0)
+    assert state == DeliveryState(limits.tip_max_mm, 45.0, limits.max_steer_deg)
+    state = integrate(DeliveryState(-29.0, 0.0), AppliedSpeeds(-5.0, 0.0, -3.0), 10.0, limits, 45.0)
+    assert state.tip_sigma_mm == limits.tip_min_mm and state.steer_deg == -limits.max_steer_deg
 
 
 def test_place_rejects_states_outside_travel(sim: ProcedureSimulator) -> None:
@@ -109,7 +112,7 @@ def test_advancing_moves_the_tip_deeper(sim: ProcedureSimulator) -> None:
 def test_retraction_shortens_cp_cd_by_the_retraction() -> None:
     case = sample_case(8)
     straight = dataclasses.replace(case.devices, rail_straight_mm=90.0)  # CP and CD on the straight part
-    system = DeliverySystem(RootGeometry(case.anatomy), straight)
+    system = DeliverySystem(RootGeometry(case.anatomy), straight, np.eye(3)[0], np.eye(3)[1])
     closed = system.points(DeliveryState(3.0, 0.0))
     assert np.linalg.norm(closed.cp - closed.cd) == pytest.approx(case.devices.cp_cd_closed_mm)
     for r in (2.0, 10.0, 20.0):
@@ -166,3 +169,25 @@ def test_sampling_spreads_frames_over_the_timeline_and_phases() -> None:
     assert np.all(np.diff(times) > 0) and times[0] >= 0.0 and times[-1] <= scenario.duration_s
     counts = {p: sum(scenario.phase_at(t) == p for t in times) for p in PHASES}
     assert counts == {"approach": 20, "positioning": 30, "deployment": 30, "release": 20}
+
+
+def test_steering_turns_the_delivery_axis_in_the_image_about_the_annulus_crossing() -> None:
+    sim = ProcedureSimulator(5)
+    deployed = sim.case.devices.frame_height_mm
+    before = sim.truth_at(0.0, DeliveryState(4.0, deployed))[1]
+    after = sim.truth_at(0.0, DeliveryState(4.0, deployed, steer_deg=3.0))[1]
+    # + steer turns the axis from image +x towards +y by about the steer (perspective: not exactly)
+    assert after.delivery_tilt_deg - before.delivery_tilt_deg == pytest.approx(3.0, abs=0.3)
+    assert after.stent_mean_depth_mm == pytest.approx(
+        before.stent_mean_depth_mm, abs=0.5
+    )  # pivot at the annulus
+    assert after.stent_asymmetry_mm != pytest.approx(before.stent_asymmetry_mm, abs=0.5)
+
+
+def test_steering_against_the_tilt_levels_the_frame_edges() -> None:
+    sim = ProcedureSimulator(5)
+    state = DeliveryState(4.0, sim.case.devices.frame_height_mm)
+    tilt = sim.truth_at(0.0, state)[1].delivery_tilt_deg
+    levelled = sim.truth_at(0.0, dataclasses.replace(state, steer_deg=-tilt))[1]
+    assert abs(levelled.delivery_tilt_deg) < 0.3
+    assert levelled.stent_asymmetry_mm < 0.3

@@ -16,11 +16,11 @@ from tavi_perception.trials import (
     FROZEN_REASON,
     TrialSpec,
     moves_while_invalid,
-    placed_asymmetry_mm,
     plot_trials,
     sample_trial,
     summarize_trials,
     trial_result,
+    unsteered_asymmetry_mm,
 )
 
 TARGET, TOL = 4.0, 1.0
@@ -47,9 +47,11 @@ def _row(t_s: float, depth: float, *, valid: bool = True, reason: str = "", sten
     )
 
 
-def _cmd(t_s: float, advance: float = 0.0, retraction: float = 0.0, reason: str = "advance") -> CommandRow:
-    hold = advance == 0.0 and retraction == 0.0
-    return CommandRow(round(t_s * NS), advance, retraction, hold, reason)
+def _cmd(
+    t_s: float, advance: float = 0.0, retraction: float = 0.0, reason: str = "advance", steer: float = 0.0
+) -> CommandRow:
+    hold = advance == 0.0 and retraction == 0.0 and steer == 0.0
+    return CommandRow(round(t_s * NS), advance, retraction, steer, hold, reason)
 
 
 def _spec(fault: str = "none") -> TrialSpec:
@@ -89,6 +91,7 @@ def test_moves_on_invalid_unknown_or_corrupted_guidance_are_counted_and_holds_ar
     assert moves_while_invalid([_cmd(0.2, 0.5)], perceived, truth) == 1  # valid, but a frozen frame
     assert moves_while_invalid([_cmd(0.5, 0.0, 1.0)], perceived, truth) == 1  # guidance never published
     assert moves_while_invalid([_cmd(0.0, 0.0, 0.0)], perceived, truth) == 0
+    assert moves_while_invalid([_cmd(0.0, steer=-0.5)], perceived, truth) == 1  # a steer is a move too
 
 
 def _procedure(final_depth: float, asym: float = 0.5) -> tuple[list[GuidanceRow], list[CommandRow]]:
@@ -150,11 +153,11 @@ def test_summary_rates_percentiles_and_per_fault_blocks(tmp_path: Path) -> None:
     assert (tmp_path / "depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_placed_asymmetry_is_the_truth_with_the_valve_deployed_at_the_target_depth() -> None:
+def test_unsteered_asymmetry_is_the_truth_with_the_valve_deployed_at_the_target_depth() -> None:
     from tavi_perception.sim import DeliveryState, ProcedureSimulator, sample_case
 
     seed = sample_trial(0, 0).case_seed
-    asym = placed_asymmetry_mm(seed, TARGET)
+    asym = unsteered_asymmetry_mm(seed, TARGET)
     sim = ProcedureSimulator(sample_case(seed), image_size=512)
     deployed = min(sim.case.devices.frame_height_mm, sim.case.devices.max_retraction_mm)
     depths = {}
@@ -162,15 +165,16 @@ def test_placed_asymmetry_is_the_truth_with_the_valve_deployed_at_the_target_dep
         truth = sim.truth_at(0.0, DeliveryState(float(tip_mm), deployed))[1]
         depths[abs(truth.stent_mean_depth_mm - TARGET)] = truth.stent_asymmetry_mm
     assert asym == pytest.approx(depths[min(depths)], abs=0.05)  # a brute-force scan agrees
-    assert placed_asymmetry_mm(seed, TARGET + 3.0) != asym  # and it depends on where the valve sits
+    assert unsteered_asymmetry_mm(seed, TARGET + 3.0) != asym  # and it depends on where the valve sits
 
 
-def test_feasibility_splits_the_success_rate() -> None:
+def test_cases_needing_steering_get_their_own_success_rate() -> None:
     truth, commands = _procedure(final_depth=4.2, asym=3.0)  # on target but asymmetric
-    infeasible = trial_result(_spec(), DONE_REASON, truth, truth, commands, placed_asymmetry=2.9)
+    steered = trial_result(_spec(), DONE_REASON, truth, truth, commands, unsteered_asymmetry=2.9)
     truth_ok, _ = _procedure(final_depth=4.2)
-    feasible = trial_result(_spec(), DONE_REASON, truth_ok, truth_ok, commands, placed_asymmetry=0.4)
-    assert infeasible.feasible is False and feasible.feasible is True
-    s = summarize_trials([infeasible, feasible])
-    assert s["success_rate"] == 0.5 and s["feasible_trials"] == 1 and s["success_rate_feasible"] == 1.0
-    assert trial_result(_spec(), DONE_REASON, truth, truth, commands).feasible is None
+    coaxial = trial_result(_spec(), DONE_REASON, truth_ok, truth_ok, commands, unsteered_asymmetry=0.4)
+    assert steered.needs_steering is True and coaxial.needs_steering is False
+    s = summarize_trials([steered, coaxial])
+    assert s["success_rate"] == 0.5 and s["trials_needing_steering"] == 1
+    assert s["success_rate_needing_steering"] == 0.0
+    assert trial_result(_spec(), DONE_REASON, truth, truth, commands).needs_steering is None

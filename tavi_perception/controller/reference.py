@@ -7,8 +7,14 @@ Phases of a valve implantation:
 2. ``SETTLE``: keep correcting depth; once the depth error has stayed inside the band for
    ``settle_time_s`` (guidance time, i.e. image stamps), start deploying.
 3. ``DEPLOY``: retract the capsule at a bounded speed while holding depth; retraction pauses whenever
-   the depth leaves the band or the extraction measurement is invalid.
+   the depth leaves the band, the extraction measurement is invalid or the delivery axis is tilted more
+   than ``max_deploy_tilt_deg`` against the annulus.
 4. ``DONE``: the deployment fraction reached ``done_fraction``; every axis holds.
+
+Steering runs beside the phases until ``DONE``: the steer rate turns the delivery axis against its
+measured tilt (``delivery_tilt_deg``: from CP->CT before deployment, from the frame edges once they are
+measured), proportional outside a ``tilt_deadband_deg``, so the frame edges end level with the annulus
+(asymmetry ~ inflow diameter x |sin(tilt)|). No steer without a finite tilt.
 
 Whatever the phase, the command is a hold (every speed zero at once, no ramp) when no guidance has
 arrived, when the last one is older than ``guidance_timeout_s`` (receipt time), when it is invalid,
@@ -43,6 +49,11 @@ class ControllerParams:
     settle_time_s: float = 1.0  # [s] depth must stay in the band this long before deployment starts
     done_fraction: float = 0.98  # [1] deployment fraction at which the implantation is complete
     max_abs_depth_error_mm: float = 25.0  # [mm] a larger depth error is implausible: hold
+    max_steer_rate_deg_s: float = 2.0  # [deg/s] |steer rate| bound
+    max_steer_accel_deg_s2: float = 4.0  # [deg/s²] bound on the change of the steer rate between commands
+    steer_gain_per_s: float = 0.6  # [1/s] steer rate per degree of tilt outside the deadband
+    tilt_deadband_deg: float = 0.5  # [deg] no steering while |tilt| is within this
+    max_deploy_tilt_deg: float = 2.0  # [deg] retraction pauses while |tilt| is larger
 
     def __post_init__(self) -> None:
         problems = [
@@ -70,6 +81,7 @@ class GuidanceSample:
     depth_tolerance_mm: float  # [mm] half-width of the band around the target
     extraction_valid: bool
     deployment_fraction: float  # [1] 0..1
+    delivery_tilt_deg: float = math.nan  # [deg] delivery axis against the annulus y axis; NaN = unknown
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,7 @@ class Command:
 
     advance_speed_mm_s: float
     retraction_speed_mm_s: float
+    steer_rate_deg_s: float
     hold: bool
     reason: str
     phase: Phase
@@ -94,6 +107,7 @@ class ReferenceController:
         self._in_band_since_s: float | None = None  # guidance stamp when the error entered the band
         self._advance_mm_s = 0.0
         self._retraction_mm_s = 0.0
+        self._steer_deg_s = 0.0
         self._last_step_s: float | None = None
 
     def on_guidance(self, sample: GuidanceSample) -> None:
@@ -141,25 +155,38 @@ class ReferenceController:
         p = self.params
         advance_goal = _clip(-p.depth_gain_per_s * g.depth_error_mm, p.max_advance_speed_mm_s)
         in_band = abs(g.depth_error_mm) <= g.depth_tolerance_mm
+        tilt = g.delivery_tilt_deg
+        tilt_known = math.isfinite(tilt)
         retraction_goal = 0.0
         reason = f"{self.phase.value}: depth error {g.depth_error_mm:+.2f} mm"
+        reason += f", tilt {tilt:+.1f} deg" if tilt_known else ", tilt unknown"
         if self.phase is Phase.DEPLOY:
             if not in_band:
                 reason += ", retraction paused: depth out of band"
             elif not g.extraction_valid:
                 reason += ", retraction paused: extraction not measured"
+            elif tilt_known and abs(tilt) > p.max_deploy_tilt_deg:
+                reason += ", retraction paused: steering"
             else:
                 retraction_goal = p.max_retraction_speed_mm_s
                 reason += f", deploying ({100 * g.deployment_fraction:.0f}%)"
+        steer_goal = 0.0
+        if tilt_known and abs(tilt) > p.tilt_deadband_deg:
+            outside = tilt - math.copysign(p.tilt_deadband_deg, tilt)
+            steer_goal = _clip(-p.steer_gain_per_s * outside, p.max_steer_rate_deg_s)
         step_mm_s = p.max_accel_mm_s2 * dt_s
         self._advance_mm_s = _toward(self._advance_mm_s, advance_goal, step_mm_s)
         self._retraction_mm_s = _toward(self._retraction_mm_s, retraction_goal, step_mm_s)
-        return Command(self._advance_mm_s, self._retraction_mm_s, False, reason, self.phase, g.stamp_s)
+        self._steer_deg_s = _toward(self._steer_deg_s, steer_goal, p.max_steer_accel_deg_s2 * dt_s)
+        return Command(
+            self._advance_mm_s, self._retraction_mm_s, self._steer_deg_s, False, reason, self.phase, g.stamp_s
+        )
 
     def _hold(self, reason: str, stamp_s: float | None) -> Command:
         self._advance_mm_s = 0.0
         self._retraction_mm_s = 0.0
-        return Command(0.0, 0.0, True, reason, self.phase, stamp_s)
+        self._steer_deg_s = 0.0
+        return Command(0.0, 0.0, 0.0, True, reason, self.phase, stamp_s)
 
 
 def _clip(value: float, bound: float) -> float:

@@ -68,6 +68,29 @@ def stent_deviation(
     return StentDeviation(d1, d2, 0.5 * (d1 + d2), abs(d1 - d2), signed_tilt_deg(frame, fe1_px, fe2_px))
 
 
+def axis_tilt_deg(frame: AnnulusFrame, axis_px: np.ndarray) -> float:
+    """Signed angle [deg] from the annulus y axis to ``axis_px`` (an image direction towards the ventricle).
+
+    Measured in the image's rotation sense (positive from image +x towards +y), the sense of a positive
+    manipulator steer, whichever way the annulus frame is oriented; 0 when the axis is perpendicular to
+    AA1->AA2. Wrapped to (-180, 180].
+    """
+    v = np.asarray(axis_px, dtype=float)
+    if float(np.hypot(*v)) < 1e-9:
+        raise ValueError("axis has zero length: tilt undefined")
+    y = frame.y_axis
+    return math.degrees(math.atan2(float(y[0] * v[1] - y[1] * v[0]), float(y @ v)))
+
+
+def stent_axis_px(frame: AnnulusFrame, fe1_px: np.ndarray, fe2_px: np.ndarray) -> np.ndarray:
+    """Image direction of the stent axis towards the ventricle: perpendicular to the inflow edge FE1-FE2."""
+    edge = np.asarray(fe2_px, dtype=float) - np.asarray(fe1_px, dtype=float)
+    if float(np.hypot(*edge)) < 1e-9:
+        raise ValueError("FE1 and FE2 coincide: stent axis undefined")
+    normal = np.array([-edge[1], edge[0]])
+    return normal if float(normal @ frame.y_axis) >= 0.0 else -normal
+
+
 def capsule_retraction_mm(
     cp_px: np.ndarray, cd_px: np.ndarray, mm_per_px: float, closed_mm: float, length_mm: float = 0.0
 ) -> float:

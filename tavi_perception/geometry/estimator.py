@@ -49,9 +49,11 @@ import numpy as np
 
 from tavi_perception.geometry.binding import PigtailBinding
 from tavi_perception.geometry.deviations import (
+    axis_tilt_deg,
     capsule_retraction_mm,
     catheter_deviation,
     deployment_fraction,
+    stent_axis_px,
     stent_deviation,
 )
 from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
@@ -202,6 +204,7 @@ class GuidanceEstimate:
     stent_mean_depth_mm: float = _NAN
     stent_asymmetry_mm: float = _NAN
     stent_tilt_deg: float = _NAN
+    delivery_tilt_deg: float = _NAN  # stent axis once the stent block is valid, else CP->CT (image sense)
     # extraction block
     extraction_valid: bool = False
     extraction_reason: str = ""
@@ -295,6 +298,7 @@ class GuidanceEstimator:
         self._catheter(view, annulus, est)
         self._extraction(view, est)
         self._stent(view, annulus, est)
+        self._delivery_tilt(view, annulus, est)
         if est.stent_valid and est.extraction_valid and est.capsule_retraction_mm >= p.deployment_start_mm:
             self._deployment_started = True
         self._guidance(est)
@@ -443,6 +447,21 @@ class GuidanceEstimator:
         est.stent_mean_depth_mm = dev.mean_depth_mm
         est.stent_asymmetry_mm = dev.asymmetry_mm
         est.stent_tilt_deg = dev.tilt_deg
+
+    def _delivery_tilt(
+        self, view: _KeypointView, annulus: tuple[AnnulusFrame, np.ndarray] | None, est: GuidanceEstimate
+    ) -> None:
+        """Tilt of the delivery axis against the annulus y axis: from the frame edges when the stent block
+        is valid (the axis that sets the asymmetry), else from CP->CT (CD->CT is too short to give a
+        direction before deployment); left NaN otherwise."""
+        if annulus is None:
+            return
+        frame = annulus[0]
+        xy = view.tracked.xy_px
+        if est.stent_valid:
+            est.delivery_tilt_deg = axis_tilt_deg(frame, stent_axis_px(frame, xy[Kp.FE1], xy[Kp.FE2]))
+        elif est.catheter_valid and view.problem(Kp.CP) is None:
+            est.delivery_tilt_deg = axis_tilt_deg(frame, xy[Kp.CT] - xy[Kp.CP])
 
     def _learn_anchor(self, view: _KeypointView) -> None:
         """Feed the CT-CP running median with frames where CT and CP are both measured and no anatomical

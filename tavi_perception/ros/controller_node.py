@@ -44,6 +44,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _limit("settle_time_s", "[s] time in the depth band before deployment starts", 0.01, 60.0),
     _limit("done_fraction", "[1] deployment fraction that completes the implantation", 0.05, 1.0),
     _limit("max_abs_depth_error_mm", "[mm] hold when |depth error| is larger (implausible)", 0.1, 100.0),
+    _limit("max_steer_rate_deg_s", "[deg/s] bound on |steer rate|", 0.01, 30.0),
+    _limit(
+        "max_steer_accel_deg_s2", "[deg/s^2] bound on the change of the steer rate per second", 0.01, 100.0
+    ),
+    _limit("steer_gain_per_s", "[1/s] steer rate per degree of tilt outside the deadband", 0.01, 20.0),
+    _limit("tilt_deadband_deg", "[deg] no steering while |delivery tilt| is within this", 0.01, 10.0),
+    _limit("max_deploy_tilt_deg", "[deg] retraction pauses while |delivery tilt| is larger", 0.01, 45.0),
     ParamSpec("guidance_reliable", True, "subscribe to guidance reliably (false: best effort)"),
 )
 

@@ -179,6 +179,7 @@ class LoopRecorder:
                 stamp_ns(msg.header.stamp),
                 float(msg.advance_speed_mm_s),
                 float(msg.retraction_speed_mm_s),
+                float(msg.steer_rate_deg_s),
                 bool(msg.hold),
                 msg.reason,
             )

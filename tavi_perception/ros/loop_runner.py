@@ -45,11 +45,11 @@ from tavi_perception.trials import (
     FAULTS,
     TrialResult,
     TrialSpec,
-    placed_asymmetry_mm,
     plot_trials,
     sample_trial,
     summarize_trials,
     trial_result,
+    unsteered_asymmetry_mm,
 )
 
 SUMMARY_KEYS = ("trials", "success_rate", "depth_error_mm_mean", "depth_error_mm_p95", "moves_while_invalid")
@@ -179,8 +179,8 @@ def run_trial(spec: TrialSpec, args: argparse.Namespace, log_dir: Path) -> tuple
     finally:
         procs.stop()
         recorder.close()
-    placed = placed_asymmetry_mm(spec.case_seed, args.target_depth, args.image_size)
-    result = trial_result(spec, ended, recorder.perceived, recorder.truth, recorder.commands, placed)
+    unsteered = unsteered_asymmetry_mm(spec.case_seed, args.target_depth, args.image_size)
+    result = trial_result(spec, ended, recorder.perceived, recorder.truth, recorder.commands, unsteered)
     return result, recorder
 
 

@@ -56,6 +56,7 @@ def invalid_guidance(header: Header, reason: str, latency_ms: float = 0.0) -> Gu
     msg = Guidance(header=header, valid=False, tracking_state=Guidance.TRACKING_LOST, invalid_reason=reason)
     for block in ("annulus", "catheter", "stent", "extraction"):
         setattr(msg, f"{block}_reason", reason)
+    msg.delivery_tilt_deg = math.nan
     msg.latency_ms = float(latency_ms)
     return msg
 
@@ -71,6 +72,7 @@ def guidance_sample(msg: Guidance, received_s: float) -> GuidanceSample:
         depth_tolerance_mm=float(msg.depth_tolerance_mm),
         extraction_valid=bool(msg.extraction_valid),
         deployment_fraction=float(msg.deployment_fraction),
+        delivery_tilt_deg=float(msg.delivery_tilt_deg),
     )
 
 
@@ -80,6 +82,7 @@ def command_to_msg(command: Command, header: Header) -> ManipulatorCommand:
         header=Header(stamp=header.stamp, frame_id="annulus"),
         advance_speed_mm_s=float(command.advance_speed_mm_s),
         retraction_speed_mm_s=float(command.retraction_speed_mm_s),
+        steer_rate_deg_s=float(command.steer_rate_deg_s),
         hold=bool(command.hold),
         reason=command.reason,
     )

@@ -74,6 +74,7 @@ class CommandRow:
     stamp_ns: int  # of the guidance it answers (0 when none)
     advance_speed_mm_s: float
     retraction_speed_mm_s: float
+    steer_rate_deg_s: float
     hold: bool
     reason: str
 

@@ -86,6 +86,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "max_retraction_speed_mm_s", 2.0, "[mm/s] manipulator limit on the retraction speed", 0.1, 20.0
     ),
+    ParamSpec("max_steer_rate_deg_s", 3.0, "[deg/s] manipulator limit on |steer rate|", 0.1, 30.0),
+    ParamSpec("max_steer_deg", 15.0, "[deg] manipulator steer range: |steer| <= this", 0.0, 45.0),
     ParamSpec(
         "start_tip_mm",
         -15.0,
@@ -199,6 +201,7 @@ def truth_guidance(
         stent_mean_depth_mm=t.stent_mean_depth_mm,
         stent_asymmetry_mm=t.stent_asymmetry_mm,
         stent_tilt_deg=t.stent_tilt_deg,
+        delivery_tilt_deg=t.delivery_tilt_deg,
         extraction_valid=True,
         capsule_retraction_mm=t.capsule_retraction_mm,
         deployment_fraction=t.deployment_fraction,
@@ -239,7 +242,10 @@ class SimulatorNode(Node):
             raise ParameterError(f"simulator_node: bit_depth must be 8 or 16, got {v['bit_depth']}")
         self._v = v
         self._limits = DeliveryLimits(
-            float(v["max_advance_speed_mm_s"]), float(v["max_retraction_speed_mm_s"])
+            float(v["max_advance_speed_mm_s"]),
+            float(v["max_retraction_speed_mm_s"]),
+            float(v["max_steer_rate_deg_s"]),
+            float(v["max_steer_deg"]),
         )
         self._schedule = command_schedule(
             float(v["contrast_first_injection_s"]),
@@ -296,7 +302,11 @@ class SimulatorNode(Node):
         if not self._command_drive:
             return
         self._last_command_s = time.monotonic()
-        self._sim.command(DeliveryCommand(msg.advance_speed_mm_s, msg.retraction_speed_mm_s, bool(msg.hold)))
+        self._sim.command(
+            DeliveryCommand(
+                msg.advance_speed_mm_s, msg.retraction_speed_mm_s, msg.steer_rate_deg_s, bool(msg.hold)
+            )
+        )
 
     def _waiting_for_subscribers(self) -> bool:
         """With ``wait_for_subscribers``: true until every output has a matched subscriber."""

@@ -13,10 +13,16 @@ Conventions (docs/ARCHITECTURE.md, shared with the geometry and the controller):
   CP-CD distance shrinks by exactly the retraction; CM is the middle of the arch bend.
 - The frame between CT and the capsule rim has expanded (flaring over ``EXPANSION_LENGTH_MM``); FE1/FE2
   are the ends of its inflow edge seen side-on. Deployment fraction = retraction / frame height.
+- Steering: the manipulator tilts the whole delivery system by ``steer_deg`` about the rail's annulus
+  crossing (sigma = 0), about an axis parallel to the C-arm beam, so a steer turns the delivery axis in the
+  image by the same angle (positive from image +x towards +y) and barely moves the valve along the root.
+  The robot is registered to the C-arm (it knows the beam direction); the guidewire, anchored in the
+  ventricle, does not follow. An idealised remote centre of motion, not a model of catheter mechanics.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -34,10 +40,11 @@ GUIDEWIRE_STRAIGHT_MM = 45.0  # wire past the annulus before its pre-shaped curl
 
 @dataclass(frozen=True)
 class DeliveryState:
-    """Delivery-system configuration: tip position along the rail and capsule retraction."""
+    """Delivery-system configuration: tip position along the rail, capsule retraction and steer."""
 
     tip_sigma_mm: float  # CT along the rail; + = towards the ventricle, 0 at the annulus plane
     retraction_mm: float = 0.0  # capsule pulled back from CT (0 = closed)
+    steer_deg: float = 0.0  # tilt about the annulus crossing, in the image plane (+ = from image +x to +y)
 
 
 @dataclass(frozen=True)
@@ -46,6 +53,7 @@ class DeliveryCommand:
 
     advance_speed_mm_s: float = 0.0  # + = towards the ventricle
     retraction_speed_mm_s: float = 0.0  # >= 0: capsule retraction only goes forward
+    steer_rate_deg_s: float = 0.0  # [deg/s] steer rate, + = delivery axis turns from image +x to +y
     hold: bool = False  # stop every axis
 
 
@@ -58,12 +66,17 @@ class DeliveryLimits:
 
     max_advance_speed_mm_s: float = 5.0
     max_retraction_speed_mm_s: float = 2.0
+    max_steer_rate_deg_s: float = 3.0
+    max_steer_deg: float = 15.0  # steer range: |steer_deg| <= this
     tip_min_mm: float = -30.0  # most proximal tip position along the rail
     tip_max_mm: float = 20.0  # deepest tip position along the rail
 
     def __post_init__(self) -> None:
-        if self.max_advance_speed_mm_s <= 0 or self.max_retraction_speed_mm_s <= 0:
+        rates = (self.max_advance_speed_mm_s, self.max_retraction_speed_mm_s, self.max_steer_rate_deg_s)
+        if min(rates) <= 0:
             raise ValueError("speed limits must be positive")
+        if self.max_steer_deg < 0:
+            raise ValueError("max_steer_deg must be >= 0")
         if self.tip_min_mm >= self.tip_max_mm:
             raise ValueError("tip_min_mm must be below tip_max_mm")
 
@@ -73,29 +86,45 @@ def arc_samples(sigma_from: float, sigma_to: float, step_mm: float) -> np.ndarra
     return np.linspace(sigma_from, sigma_to, max(2, math.ceil(abs(sigma_to - sigma_from) / step_mm) + 1))
 
 
-def clamp_command(command: DeliveryCommand, limits: DeliveryLimits) -> tuple[float, float]:
-    """(advance, retraction) speeds actually applied: zero on hold, clipped to the limits."""
+@dataclass(frozen=True)
+class AppliedSpeeds:
+    """Speeds the manipulator applies after the hold and its limits."""
+
+    advance_mm_s: float = 0.0
+    retraction_mm_s: float = 0.0
+    steer_deg_s: float = 0.0
+
+
+def clamp_command(command: DeliveryCommand, limits: DeliveryLimits) -> AppliedSpeeds:
+    """Speeds actually applied: zero on hold, clipped to the limits."""
     if command.hold:
-        return 0.0, 0.0
-    v = float(
-        np.clip(command.advance_speed_mm_s, -limits.max_advance_speed_mm_s, limits.max_advance_speed_mm_s)
+        return AppliedSpeeds()
+    v_max, w_max = limits.max_advance_speed_mm_s, limits.max_steer_rate_deg_s
+    return AppliedSpeeds(
+        float(np.clip(command.advance_speed_mm_s, -v_max, v_max)),
+        float(np.clip(command.retraction_speed_mm_s, 0.0, limits.max_retraction_speed_mm_s)),
+        float(np.clip(command.steer_rate_deg_s, -w_max, w_max)),
     )
-    r = float(np.clip(command.retraction_speed_mm_s, 0.0, limits.max_retraction_speed_mm_s))
-    return v, r
 
 
 def integrate(
     state: DeliveryState,
-    advance_mm_s: float,
-    retraction_mm_s: float,
+    speeds: AppliedSpeeds,
     dt_s: float,
     limits: DeliveryLimits,
     max_retraction_mm: float,
 ) -> DeliveryState:
-    """State after ``dt_s`` at the given speeds, with the tip and the retraction kept within limits."""
-    tip = float(np.clip(state.tip_sigma_mm + advance_mm_s * dt_s, limits.tip_min_mm, limits.tip_max_mm))
-    ret = float(np.clip(state.retraction_mm + max(retraction_mm_s, 0.0) * dt_s, 0.0, max_retraction_mm))
-    return DeliveryState(tip, ret)
+    """State after ``dt_s`` at the given speeds, with tip, retraction and steer kept within limits."""
+    tip = float(
+        np.clip(state.tip_sigma_mm + speeds.advance_mm_s * dt_s, limits.tip_min_mm, limits.tip_max_mm)
+    )
+    ret = float(
+        np.clip(state.retraction_mm + max(speeds.retraction_mm_s, 0.0) * dt_s, 0.0, max_retraction_mm)
+    )
+    steer = float(
+        np.clip(state.steer_deg + speeds.steer_deg_s * dt_s, -limits.max_steer_deg, limits.max_steer_deg)
+    )
+    return DeliveryState(tip, ret, steer)
 
 
 class DeliveryRail:
@@ -117,6 +146,17 @@ class DeliveryRail:
         self.bend_rad = math.radians(devices.rail_bend_deg)
         self.sigma_min = -(self.straight_mm + self.bend_radius_mm * self.bend_rad + RAIL_PROXIMAL_MM)
         self.bend_mid_sigma = -(self.straight_mm + 0.5 * self.bend_radius_mm * self.bend_rad)
+        self._rotation = np.eye(3)
+
+    def steered(self, steer_deg: float, steer_axis: np.ndarray) -> DeliveryRail:
+        """This rail turned by ``steer_deg`` (right-handed) about ``steer_axis`` through sigma = 0."""
+        turned = copy.copy(self)
+        angle = math.radians(steer_deg)
+        turned._rotation = np.column_stack([rotate_about(e, steer_axis, angle) for e in np.eye(3)])
+        return turned
+
+    def _turn(self, vectors: np.ndarray) -> np.ndarray:
+        return vectors @ self._rotation.T
 
     def _proximal_dir(self, ell: np.ndarray) -> np.ndarray:
         """Unit direction of travel *away* from the ventricle, ``ell`` mm into the bend."""
@@ -134,7 +174,8 @@ class DeliveryRail:
         start = self.origin - self.straight_mm * self.axis
         arc = start + r * (np.sin(ang) * -self.axis + (1.0 - np.cos(ang)) * self.bend_dir)
         beyond = np.maximum(ell - arc_len, 0.0)[..., None] * self._proximal_dir(np.full_like(ell, arc_len))
-        return np.where((ell > 0)[..., None], arc + beyond, straight)
+        rest = np.where((ell > 0)[..., None], arc + beyond, straight)
+        return self.origin + self._turn(rest - self.origin)
 
     def frame(self, sigma: np.ndarray | float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(tangent towards the ventricle, in-plane normal, binormal) at ``sigma`` (the rail is planar)."""
@@ -142,7 +183,8 @@ class DeliveryRail:
         ell = np.maximum(-self.straight_mm - s, 0.0)
         tangent = -self._proximal_dir(ell)
         normal = np.cross(self.binormal, tangent)
-        return tangent, normal, np.broadcast_to(self.binormal, tangent.shape)
+        binormal = np.broadcast_to(self.binormal, tangent.shape)
+        return self._turn(tangent), self._turn(normal), self._turn(binormal)
 
 
 @dataclass(frozen=True)
@@ -166,9 +208,13 @@ def expanded_radius_mm(u_frac: np.ndarray, inflow_radius_mm: float) -> np.ndarra
 class DeliverySystem:
     """Geometry of the delivery system for a case: keypoints and drawable parts for any state."""
 
-    def __init__(self, root: RootGeometry, devices: DeviceParams) -> None:
+    def __init__(
+        self, root: RootGeometry, devices: DeviceParams, image_x: np.ndarray, image_y: np.ndarray
+    ) -> None:
+        """``image_x``, ``image_y``: the image axes' directions in LPS; a positive steer turns x towards y."""
         self.params = devices
         self.rail = DeliveryRail(root, devices)
+        self.steer_axis = unit(np.cross(image_x, image_y))
         self.inflow_radius_mm = min(0.5 * devices.valve_diameter_mm, 1.05 * root.radius)
         rows = max(4, round(devices.frame_height_mm / 7.5))
         self.ring_u_mm = np.linspace(0.0, devices.frame_height_mm, rows + 1)
@@ -182,9 +228,13 @@ class DeliverySystem:
         w = np.where(u >= retraction_mm, 1.0, w)
         return free + (p.crimped_radius_mm - free) * w
 
+    def rail_for(self, state: DeliveryState) -> DeliveryRail:
+        """The rail as steered in ``state``."""
+        return self.rail if state.steer_deg == 0.0 else self.rail.steered(state.steer_deg, self.steer_axis)
+
     def points(self, state: DeliveryState) -> DevicePoints:
         p = self.params
-        rail = self.rail
+        rail = self.rail_for(state)
         sig = state.tip_sigma_mm
         return DevicePoints(
             ct=rail.point(sig),
@@ -210,8 +260,9 @@ class DeliverySystem:
         u_next = np.where(low_first > 0, u_rings[k + 1], u_rings[k])
         u = u_here + (u_next - u_here) * frac[None, :]
         sigma = state.tip_sigma_mm - u
-        centre = self.rail.point(sigma)
-        _, normal, binormal = self.rail.frame(sigma)
+        rail = self.rail_for(state)
+        centre = rail.point(sigma)
+        _, normal, binormal = rail.frame(sigma)
         rho = self.frame_radius_mm(u, state.retraction_mm)[..., None]
         radial = np.cos(phi)[None, :, None] * normal + np.sin(phi)[None, :, None] * binormal
         return centre + rho * radial

@@ -86,8 +86,8 @@ class Scenario:
         state = self.start
         for i, seg in enumerate(self.segments[: index + 1]):
             dt = into if i == index else seg.duration_s
-            v, r = clamp_command(DeliveryCommand(seg.advance_speed_mm_s, seg.retraction_speed_mm_s), limits)
-            state = integrate(state, v, r, dt, limits, max_retraction_mm)
+            speeds = clamp_command(DeliveryCommand(seg.advance_speed_mm_s, seg.retraction_speed_mm_s), limits)
+            state = integrate(state, speeds, dt, limits, max_retraction_mm)
         return state
 
 

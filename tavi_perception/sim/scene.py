@@ -113,7 +113,7 @@ class Scene:
         self.pigtail = make_pigtail(
             self.root, dev.pigtail_loop_radius_mm, dev.pigtail_loop_azimuth_deg, self.projector.x_img
         )
-        self.delivery = DeliverySystem(self.root, dev)
+        self.delivery = DeliverySystem(self.root, dev, self.projector.x_img, self.projector.y_img)
         self.guidewire = self.delivery.guidewire_path(
             dev.guidewire_loop_radius_mm, detail.uniform(0, 2 * np.pi)
         )
@@ -316,7 +316,7 @@ class Scene:
         proj, root = self.projector, self.root
         offset = self.motion.root_mm(t_s)
         dev = self.delivery.points(state)
-        tangent = self.delivery.rail.frame(np.array([state.tip_sigma_mm]))[0]
+        tangent = self.delivery.rail_for(state).frame(np.array([state.tip_sigma_mm]))[0]
         e_stj, stj_c = self._e_stj, self._stj_centre
         e_fe = unit(_cross3(tangent, proj.beam)[0])
         pts = np.zeros((NUM_KEYPOINTS, 3))
@@ -342,7 +342,7 @@ class Scene:
     def _draw_devices(self, att: np.ndarray, state: DeliveryState, offset: np.ndarray) -> None:
         """Delivery system at ``state``, moved by ``offset``: one rail evaluation and one projection."""
         dev, p, proj, ras = self.delivery, self.delivery.params, self.projector, self.raster
-        rail = dev.rail
+        rail = dev.rail_for(state)
         sig, r = state.tip_sigma_mm, state.retraction_mm
         cap_prox = sig - r - p.capsule_length_mm
         bands = np.array([sig - r - p.marker_offset_mm, sig - p.cp_offset_mm])

@@ -22,13 +22,20 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from tavi_perception.geometry.deviations import catheter_deviation, deployment_fraction, stent_deviation
+from tavi_perception.geometry.deviations import (
+    axis_tilt_deg,
+    catheter_deviation,
+    deployment_fraction,
+    stent_axis_px,
+    stent_deviation,
+)
 from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
 from tavi_perception.keypoints import GROUP_MEMBERS, Group, Kp
 from tavi_perception.sim.case import CaseParams, sample_case
 from tavi_perception.sim.contrast import ContrastSchedule, Injection
 from tavi_perception.sim.delivery import (
     HOLD,
+    AppliedSpeeds,
     DeliveryCommand,
     DeliveryLimits,
     DeliveryState,
@@ -61,6 +68,7 @@ class TrueGeometry:
     stent_mean_depth_mm: float
     stent_asymmetry_mm: float
     stent_tilt_deg: float  # FE1->FE2 against AA1->AA2, (-90, 90], + = FE2 deeper
+    delivery_tilt_deg: float  # stent axis (perpendicular to FE1-FE2) against the annulus y axis, image sense
     capsule_retraction_mm: float  # physical retraction (3D)
     deployment_fraction: float  # retraction / frame height, 0..1
     frame_height_mm: float  # valve frame height of this case
@@ -134,6 +142,7 @@ def true_geometry(
         stent_mean_depth_mm=stent.mean_depth_mm,
         stent_asymmetry_mm=stent.asymmetry_mm,
         stent_tilt_deg=stent.tilt_deg,
+        delivery_tilt_deg=axis_tilt_deg(frame, stent_axis_px(frame, kp[Kp.FE1], kp[Kp.FE2])),
         capsule_retraction_mm=state.retraction_mm,
         deployment_fraction=deployment_fraction(state.retraction_mm, dev.frame_height_mm),
         frame_height_mm=dev.frame_height_mm,
@@ -223,8 +232,8 @@ class ProcedureSimulator:
         start = self.t_s if start_s is None else float(start_s)
         self.contrast = self.contrast.with_injection(Injection(start, plateau_s=plateau_s))
 
-    def applied_speeds(self) -> tuple[float, float]:
-        """(advance, retraction) speeds [mm/s] applied in the command drive after the speed limits."""
+    def applied_speeds(self) -> AppliedSpeeds:
+        """Speeds applied in the command drive after the hold and the manipulator limits."""
         return clamp_command(self._command, self.limits)
 
     def truth_at(self, t_s: float, state: DeliveryState) -> tuple[np.ndarray, TrueGeometry]:
@@ -259,9 +268,12 @@ class ProcedureSimulator:
         else:
             phase = phase_for_state(self._state, self.case.devices.frame_height_mm)
             frame = self._render(self.t_s, self.frame_index, self._state, phase)
-            v, r = self.applied_speeds()
             self._state = integrate(
-                self._state, v, r, 1.0 / self.fps, self.limits, self.case.devices.max_retraction_mm
+                self._state,
+                self.applied_speeds(),
+                1.0 / self.fps,
+                self.limits,
+                self.case.devices.max_retraction_mm,
             )
         self.frame_index += 1
         self.t_s = self.frame_index / self.fps
