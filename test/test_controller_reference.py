@@ -161,17 +161,19 @@ def test_steers_against_the_tilt_outside_the_deadband_only() -> None:
         assert ("tilt unknown" in cmd.reason) == math.isnan(tilt)
 
 
-def test_retraction_pauses_while_the_axis_is_tilted_and_steering_stops_on_hold() -> None:
+def test_deployment_waits_until_the_axis_is_level_and_steering_stops_on_hold() -> None:
     ctrl = ReferenceController(PARAMS)
-    _drive(ctrl, [0.1] * 60)
+    tilted = PARAMS.max_deploy_tilt_deg + 1.0
+    for i in range(90):  # 3 s at depth, tilted: keeps levelling, never deploys
+        ctrl.on_guidance(_sample(i / 30, 0.1, tilt_deg=tilted))
+        cmd = ctrl.step(i / 30)
+    assert ctrl.phase is Phase.SETTLE and cmd.retraction_speed_mm_s == 0.0 and cmd.steer_rate_deg_s < 0.0
+    for i in range(90, 150):  # level now: deploys after the settle time
+        ctrl.on_guidance(_sample(i / 30, 0.1, tilt_deg=0.2))
+        ctrl.step(i / 30)
     assert ctrl.phase is Phase.DEPLOY
-    for i in range(30):
-        ctrl.on_guidance(_sample(2.0 + i / 30, 0.1, fraction=0.3, tilt_deg=PARAMS.max_deploy_tilt_deg + 1.0))
-        cmd = ctrl.step(2.0 + i / 30)
-    assert cmd.retraction_speed_mm_s == 0.0 and "paused: steering" in cmd.reason
-    assert cmd.steer_rate_deg_s < 0.0
-    ctrl.on_guidance(_sample(3.0, 0.1, valid=False, tilt_deg=5.0))
-    held = ctrl.step(3.0)
+    ctrl.on_guidance(_sample(5.1, 0.1, valid=False, tilt_deg=5.0))
+    held = ctrl.step(5.1)
     assert held.hold and held.steer_rate_deg_s == 0.0
 
 

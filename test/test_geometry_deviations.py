@@ -9,10 +9,12 @@ import pytest
 
 from tavi_perception.geometry.binding import PigtailBinding
 from tavi_perception.geometry.deviations import (
+    axis_tilt_deg,
     capsule_retraction_mm,
     catheter_deviation,
     deployment_fraction,
     signed_tilt_deg,
+    stent_axis_px,
     stent_deviation,
 )
 from tavi_perception.geometry.frames import annulus_frame
@@ -117,3 +119,20 @@ def test_retraction_from_the_device_length_is_free_of_foreshortening() -> None:
     cp, cd = np.array([0.0, 0.0]), np.array([0.0, 15.0])
     assert capsule_retraction_mm(cp, cd, 1.0, closed_mm=25.0) == pytest.approx(10.0)  # foreshortened
     assert capsule_retraction_mm(cp, cd, 1.0, closed_mm=25.0, length_mm=50.0) == pytest.approx(20.0)
+
+
+def test_axis_tilt_is_signed_in_the_image_rotation_sense_whichever_way_the_annulus_frame_points() -> None:
+    down = annulus_frame(np.array([0.0, 0.0]), np.array([10.0, 0.0]), np.array([5.0, -8.0]))  # ventricle +y
+    up = annulus_frame(np.array([0.0, 0.0]), np.array([10.0, 0.0]), np.array([5.0, 8.0]))  # ventricle -y
+    a = math.radians(4.0)
+    assert axis_tilt_deg(down, np.array([-math.sin(a), math.cos(a)])) == pytest.approx(4.0)
+    assert axis_tilt_deg(up, np.array([math.sin(a), -math.cos(a)])) == pytest.approx(4.0)
+    with pytest.raises(ValueError):
+        axis_tilt_deg(down, np.zeros(2))
+
+
+def test_stent_axis_is_perpendicular_to_the_frame_edges_towards_the_ventricle() -> None:
+    frame = annulus_frame(np.array([0.0, 0.0]), np.array([10.0, 0.0]), np.array([5.0, -8.0]))
+    axis = stent_axis_px(frame, np.array([0.0, 5.0]), np.array([10.0, 6.0]))
+    assert float(axis @ np.array([10.0, 1.0])) == pytest.approx(0.0) and axis[1] > 0
+    assert axis_tilt_deg(frame, axis) == pytest.approx(math.degrees(math.atan2(1.0, 10.0)))

@@ -399,3 +399,19 @@ def test_a_restarted_pigtail_track_drops_the_binding_until_the_next_contrast() -
     out = est.update(t + 0.1, restarted, MM_PER_PX)
     assert not out.annulus_valid and not out.valid and "PT track restarted" in out.annulus_reason
     assert est.update(t + 0.2, _tracked(t + 0.2, jumped, lost=STENT), MM_PER_PX).annulus_valid  # contrast
+
+
+def test_delivery_tilt_comes_from_cp_ct_then_the_frame_edges_and_is_unknown_without_either() -> None:
+    est = _estimator()
+    xy = _scene()
+    assert est.update(0.0, _tracked(0.0, xy, lost=STENT), MM_PER_PX).delivery_tilt_deg == pytest.approx(0.0)
+    turned = xy.copy()  # turn CP about CT by +5 deg in the image (from +x towards +y): CP->CT turns too
+    a = math.radians(5.0)
+    rot = np.array([[math.cos(a), -math.sin(a)], [math.sin(a), math.cos(a)]])
+    turned[Kp.CP] = xy[Kp.CT] + rot @ (xy[Kp.CP] - xy[Kp.CT])
+    e = est.update(0.1, _tracked(0.1, turned, lost=STENT), MM_PER_PX)
+    assert e.catheter_valid and e.delivery_tilt_deg == pytest.approx(5.0)
+    no_cp = est.update(0.2, _tracked(0.2, xy, lost=(*STENT, Kp.CP)), MM_PER_PX)
+    assert no_cp.catheter_valid and math.isnan(no_cp.delivery_tilt_deg)
+    no_annulus = _estimator().update(0.0, _tracked(0.0, xy, lost=(*STENT, *ANATOMY, Kp.PT)), MM_PER_PX)
+    assert math.isnan(no_annulus.delivery_tilt_deg)

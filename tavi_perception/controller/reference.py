@@ -4,17 +4,18 @@ Phases of a valve implantation:
 
 1. ``ADVANCE``: move the delivery system along its axis until the controlled depth is within the
    tolerance band around the target (proportional speed, bounded, acceleration-limited).
-2. ``SETTLE``: keep correcting depth; once the depth error has stayed inside the band for
-   ``settle_time_s`` (guidance time, i.e. image stamps), start deploying.
+2. ``SETTLE``: keep correcting depth and tilt; once the depth error has stayed inside the band, and the
+   delivery tilt (when measured) within ``max_deploy_tilt_deg``, for ``settle_time_s`` (guidance time,
+   i.e. image stamps), start deploying.
 3. ``DEPLOY``: retract the capsule at a bounded speed while holding depth; retraction pauses whenever
-   the depth leaves the band, the extraction measurement is invalid or the delivery axis is tilted more
-   than ``max_deploy_tilt_deg`` against the annulus.
+   the depth leaves the band or the extraction measurement is invalid.
 4. ``DONE``: the deployment fraction reached ``done_fraction``; every axis holds.
 
 Steering runs beside the phases until ``DONE``: the steer rate turns the delivery axis against its
-measured tilt (``delivery_tilt_deg``: from CP->CT before deployment, from the frame edges once they are
-measured), proportional outside a ``tilt_deadband_deg``, so the frame edges end level with the annulus
-(asymmetry ~ inflow diameter x |sin(tilt)|). No steer without a finite tilt.
+measured tilt (``delivery_tilt_deg``), proportional outside a ``tilt_deadband_deg``, so the frame edges
+end level with the annulus (asymmetry ~ inflow diameter x |sin(tilt)|). No steer without a finite tilt;
+the levelling is done before deployment because the partly released frame is where the detector is
+least sure of the tip and the frame edges.
 
 Whatever the phase, the command is a hold (every speed zero at once, no ramp) when no guidance has
 arrived, when the last one is older than ``guidance_timeout_s`` (receipt time), when it is invalid,
@@ -53,7 +54,7 @@ class ControllerParams:
     max_steer_accel_deg_s2: float = 4.0  # [deg/s²] bound on the change of the steer rate between commands
     steer_gain_per_s: float = 0.6  # [1/s] steer rate per degree of tilt outside the deadband
     tilt_deadband_deg: float = 0.5  # [deg] no steering while |tilt| is within this
-    max_deploy_tilt_deg: float = 2.0  # [deg] retraction pauses while |tilt| is larger
+    max_deploy_tilt_deg: float = 2.0  # [deg] deployment starts only with |tilt| within this
 
     def __post_init__(self) -> None:
         problems = [
@@ -129,6 +130,11 @@ class ReferenceController:
             self.phase = Phase.ADVANCE
             self._in_band_since_s = None
             return
+        tilt = sample.delivery_tilt_deg
+        if math.isfinite(tilt) and abs(tilt) > self.params.max_deploy_tilt_deg:
+            self.phase = Phase.SETTLE  # at depth, still levelling
+            self._in_band_since_s = None
+            return
         if self._in_band_since_s is None:
             self._in_band_since_s = sample.stamp_s
             self.phase = Phase.SETTLE
@@ -165,8 +171,6 @@ class ReferenceController:
                 reason += ", retraction paused: depth out of band"
             elif not g.extraction_valid:
                 reason += ", retraction paused: extraction not measured"
-            elif tilt_known and abs(tilt) > p.max_deploy_tilt_deg:
-                reason += ", retraction paused: steering"
             else:
                 retraction_goal = p.max_retraction_speed_mm_s
                 reason += f", deploying ({100 * g.deployment_fraction:.0f}%)"

@@ -204,7 +204,7 @@ class GuidanceEstimate:
     stent_mean_depth_mm: float = _NAN
     stent_asymmetry_mm: float = _NAN
     stent_tilt_deg: float = _NAN
-    delivery_tilt_deg: float = _NAN  # stent axis once the stent block is valid, else CP->CT (image sense)
+    delivery_tilt_deg: float = _NAN  # CP->CT, else the stent axis (image sense)
     # extraction block
     extraction_valid: bool = False
     extraction_reason: str = ""
@@ -451,17 +451,18 @@ class GuidanceEstimator:
     def _delivery_tilt(
         self, view: _KeypointView, annulus: tuple[AnnulusFrame, np.ndarray] | None, est: GuidanceEstimate
     ) -> None:
-        """Tilt of the delivery axis against the annulus y axis: from the frame edges when the stent block
-        is valid (the axis that sets the asymmetry), else from CP->CT (CD->CT is too short to give a
-        direction before deployment); left NaN otherwise."""
+        """Tilt of the delivery axis against the annulus y axis: from CP->CT when the catheter block is
+        valid and CP usable (a ~50 mm baseline: a few pixels of detector error move it by about a degree;
+        CD->CT is 2 mm long before deployment), else from the frame edges when the stent block is valid
+        (a baseline of one valve diameter, so several degrees); left NaN otherwise."""
         if annulus is None:
             return
         frame = annulus[0]
         xy = view.tracked.xy_px
-        if est.stent_valid:
-            est.delivery_tilt_deg = axis_tilt_deg(frame, stent_axis_px(frame, xy[Kp.FE1], xy[Kp.FE2]))
-        elif est.catheter_valid and view.problem(Kp.CP) is None:
+        if est.catheter_valid and view.problem(Kp.CP) is None:
             est.delivery_tilt_deg = axis_tilt_deg(frame, xy[Kp.CT] - xy[Kp.CP])
+        elif est.stent_valid:
+            est.delivery_tilt_deg = axis_tilt_deg(frame, stent_axis_px(frame, xy[Kp.FE1], xy[Kp.FE2]))
 
     def _learn_anchor(self, view: _KeypointView) -> None:
         """Feed the CT-CP running median with frames where CT and CP are both measured and no anatomical

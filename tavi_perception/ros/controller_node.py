@@ -50,7 +50,9 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     _limit("steer_gain_per_s", "[1/s] steer rate per degree of tilt outside the deadband", 0.01, 20.0),
     _limit("tilt_deadband_deg", "[deg] no steering while |delivery tilt| is within this", 0.01, 10.0),
-    _limit("max_deploy_tilt_deg", "[deg] retraction pauses while |delivery tilt| is larger", 0.01, 45.0),
+    _limit(
+        "max_deploy_tilt_deg", "[deg] deployment starts only with |delivery tilt| within this", 0.01, 45.0
+    ),
     ParamSpec("guidance_reliable", True, "subscribe to guidance reliably (false: best effort)"),
 )
 

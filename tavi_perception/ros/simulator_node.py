@@ -87,7 +87,7 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "max_retraction_speed_mm_s", 2.0, "[mm/s] manipulator limit on the retraction speed", 0.1, 20.0
     ),
     ParamSpec("max_steer_rate_deg_s", 3.0, "[deg/s] manipulator limit on |steer rate|", 0.1, 30.0),
-    ParamSpec("max_steer_deg", 15.0, "[deg] manipulator steer range: |steer| <= this", 0.0, 45.0),
+    ParamSpec("max_steer_deg", 25.0, "[deg] manipulator steer range: |steer| <= this", 0.0, 45.0),
     ParamSpec(
         "start_tip_mm",
         -15.0,

@@ -67,7 +67,7 @@ class DeliveryLimits:
     max_advance_speed_mm_s: float = 5.0
     max_retraction_speed_mm_s: float = 2.0
     max_steer_rate_deg_s: float = 3.0
-    max_steer_deg: float = 15.0  # steer range: |steer_deg| <= this
+    max_steer_deg: float = 25.0  # steer range: |steer_deg| <= this
     tip_min_mm: float = -30.0  # most proximal tip position along the rail
     tip_max_mm: float = 20.0  # deepest tip position along the rail
 
