@@ -19,7 +19,7 @@ from tavi_perception.sim import (
 )
 from tavi_perception.sim.delivery import AppliedSpeeds, DeliveryRail, DeliverySystem, integrate
 from tavi_perception.sim.phantom import RootGeometry
-from tavi_perception.sim.scenario import PHASES, sampling_times
+from tavi_perception.sim.scenario import MAX_START_STEER_DEG, PHASES, sampling_times
 
 
 def test_injection_rises_plateaus_and_washes_out() -> None:
@@ -152,6 +152,14 @@ def test_default_scenario_runs_every_phase_to_full_release() -> None:
     assert 0.25 < np.mean(fills >= 0.5) < 0.6  # contrast puffs with contrast-free stretches
     tips = np.array([s.tip_sigma_mm for s in states])
     assert tips[0] < -10.0 and 0.0 < tips[-1] < 10.0  # from the aorta down to the annulus
+
+
+def test_default_scenarios_cover_steered_configurations() -> None:
+    starts = [default_scenario(sample_case(seed)).start.steer_deg for seed in range(40)]
+    assert max(np.abs(starts)) <= MAX_START_STEER_DEG and np.std(starts) > 5.0
+    scenario = default_scenario(sample_case(21))
+    steers = {round(scenario.state_at(t, DeliveryLimits(), 50.0).steer_deg, 6) for t in (0.0, 1e3)}
+    assert len(steers) == 2  # one positioning adjustment steers
 
 
 def test_scenario_without_first_puff_starts_without_contrast() -> None:

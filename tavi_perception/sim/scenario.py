@@ -1,7 +1,7 @@
 """Procedure timelines: delivery-system speeds per segment, phase names and contrast injections.
 
-A :class:`Scenario` is a start state plus segments of constant (advance, retraction) speed, each with a
-phase name, and a contrast schedule. The state at any time is integrated in closed form segment by
+A :class:`Scenario` is a start state plus segments of constant (advance, retraction, steer) speed, each
+with a phase name, and a contrast schedule. The state at any time is integrated in closed form segment by
 segment (speeds clipped to the manipulator limits), so a timeline can be rendered at any time directly.
 
 Phases: ``approach`` (the delivery system comes down the ascending aorta), ``positioning`` (fine
@@ -27,6 +27,7 @@ from tavi_perception.sim.delivery import (
 
 PHASES = ("approach", "positioning", "deployment", "release")
 RELEASE_FRACTION = 0.7  # deployment fraction from which a commanded procedure counts as "release"
+MAX_START_STEER_DEG = 18.0  # [deg] default scenarios start steered by up to this either way
 
 
 def phase_for_state(state: DeliveryState, frame_height_mm: float) -> str:
@@ -44,6 +45,7 @@ class Segment:
     duration_s: float
     advance_speed_mm_s: float = 0.0
     retraction_speed_mm_s: float = 0.0
+    steer_rate_deg_s: float = 0.0
 
     def __post_init__(self) -> None:
         if self.phase not in PHASES:
@@ -86,7 +88,8 @@ class Scenario:
         state = self.start
         for i, seg in enumerate(self.segments[: index + 1]):
             dt = into if i == index else seg.duration_s
-            speeds = clamp_command(DeliveryCommand(seg.advance_speed_mm_s, seg.retraction_speed_mm_s), limits)
+            command = DeliveryCommand(seg.advance_speed_mm_s, seg.retraction_speed_mm_s, seg.steer_rate_deg_s)
+            speeds = clamp_command(command, limits)
             state = integrate(state, speeds, dt, limits, max_retraction_mm)
         return state
 
@@ -127,7 +130,9 @@ def default_scenario(case: CaseParams, *, contrast_at_start: bool = True) -> Sce
     """A complete procedure for ``case`` (deterministic per case seed), about 45-75 s long.
 
     Approach from 12-25 mm above the annulus to a 2-8 mm deep start position with overshoot and pull
-    back and adjustments, then two-stage capsule retraction with a check pause, then release. Seven
+    back and adjustments (one of them also steering by up to ±3 deg), from a steer of up to ±18 deg
+    held otherwise (so frames cover what a steering controller does), then two-stage capsule
+    retraction with a check pause, then release. Seven
     contrast puffs (1-3 s plateau) fill the root about 35 % of the time, with contrast-free stretches.
     ``contrast_at_start=False`` removes the first puff (no contrast has been injected when the delivery
     system comes into view).
@@ -143,7 +148,7 @@ def default_scenario(case: CaseParams, *, contrast_at_start: bool = True) -> Sce
         Segment("positioning", u(0.5, 1.5)),
         Segment("positioning", overshoot / 1.0, -1.0),
         Segment("positioning", u(1.5, 3.0)),
-        Segment("positioning", u(1.0, 2.0), u(-0.8, 0.8)),
+        Segment("positioning", u(1.0, 2.0), u(-0.8, 0.8), 0.0, u(-1.5, 1.5)),
         Segment("positioning", u(2.0, 4.0)),
     ]
     stage1, stage2 = u(0.25, 0.4) * height, u(0.6, 0.8) * height
@@ -168,4 +173,5 @@ def default_scenario(case: CaseParams, *, contrast_at_start: bool = True) -> Sce
     if not contrast_at_start:
         starts = starts[1:]
     injections = tuple(_injection(rng, t) for t in starts)
-    return Scenario(DeliveryState(start_tip, 0.0), tuple(segs), ContrastSchedule(injections))
+    start_steer = u(-MAX_START_STEER_DEG, MAX_START_STEER_DEG)  # drawn last: earlier draws unchanged
+    return Scenario(DeliveryState(start_tip, 0.0, start_steer), tuple(segs), ContrastSchedule(injections))
