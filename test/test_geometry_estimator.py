@@ -415,3 +415,18 @@ def test_delivery_tilt_comes_from_cp_ct_then_the_frame_edges_and_is_unknown_with
     assert no_cp.catheter_valid and math.isnan(no_cp.delivery_tilt_deg)
     no_annulus = _estimator().update(0.0, _tracked(0.0, xy, lost=(*STENT, *ANATOMY, Kp.PT)), MM_PER_PX)
     assert math.isnan(no_annulus.delivery_tilt_deg)
+
+
+def test_a_deployment_whose_frame_edges_stay_gone_is_released_back_to_the_tip() -> None:
+    est = _estimator(cp_cd_closed_mm=36.0, deployment_start_mm=1.0, deployment_release_s=3.0)
+    xy = _scene()
+    xy[Kp.CD] += (0, -5 / MM_PER_PX)  # 5 mm retracted, frame edges in view: deployment latches
+    assert est.update(0.0, _tracked(0.0, xy), MM_PER_PX).depth_source == DepthSource.STENT
+    held = est.update(2.9, _tracked(2.9, xy, lost=STENT), MM_PER_PX)
+    assert not held.valid and held.invalid_reason.startswith("stent:")  # within the release time: holds
+    released = est.update(3.1, _tracked(3.1, xy, lost=STENT), MM_PER_PX)
+    assert "latch released" in released.stent_reason
+    assert released.valid and released.depth_source == DepthSource.TIP
+    assert released.depth_mm == pytest.approx(4.0)
+    back = est.update(3.2, _tracked(3.2, xy), MM_PER_PX)  # edges return with the capsule retracted
+    assert back.valid and back.depth_source == DepthSource.STENT

@@ -107,6 +107,11 @@ class GeometryParams:
     # [mm] retraction from which deployment counts as started (latched). Above the ~1 mm by which the
     # projected CP-CD distance wanders with foreshortening while the closed capsule moves in.
     deployment_start_mm: float = 3.0
+    # [s] a latched deployment whose stent block stays invalid this long is released (depth source back to
+    # the tip, closed-capsule reference learning resumed): a started deployment keeps its expanded frame
+    # edges in view, so edges gone for good mean the latch was false (a drifting reference and phantom
+    # edges together); the tip depth stays a valid depth of the inflow edge either way
+    deployment_release_s: float = 3.0
     retraction_margin_mm: float = 3.0  # [mm] retraction tolerated below 0 and above the frame height
     # [mm] sanity range of the *projected* AA1-AA2 distance. The hinge points are two cusp nadirs ~120°
     # apart on the annulus (chord ~0.87 x the 18-30 mm diameter), foreshortened by the view: the
@@ -148,6 +153,7 @@ class GeometryParams:
             "reference_learn_frames must be >= 1": self.reference_learn_frames >= 1,
             "reference_lag_frames must be >= 0": self.reference_lag_frames >= 0,
             "deployment_start_mm must be > 0": self.deployment_start_mm > 0,
+            "deployment_release_s must be > 0": self.deployment_release_s > 0,
             "retraction_margin_mm must be >= 0": self.retraction_margin_mm >= 0,
             "annulus diameter range must be 0 < min < max": 0
             < self.annulus_diameter_min_mm
@@ -267,6 +273,7 @@ class GuidanceEstimator:
         )
         self._tip_anchor = _RunningMedian(p.anchor_window_frames, p.reference_learn_frames)  # CT-CP [mm]
         self._deployment_started = False
+        self._stent_valid_s = -math.inf  # last time the stent block was valid [s]
 
     def update(self, t_s: float, tracked: TrackedKeypoints, mm_per_px: float) -> GuidanceEstimate:
         """Guidance for time ``t_s`` [s] from ``tracked`` keypoints with scale ``mm_per_px`` [mm/px]."""
@@ -299,6 +306,7 @@ class GuidanceEstimator:
         self._extraction(view, est)
         self._stent(view, annulus, est)
         self._delivery_tilt(view, annulus, est)
+        self._release_false_deployment(t_s, est)
         if est.stent_valid and est.extraction_valid and est.capsule_retraction_mm >= p.deployment_start_mm:
             self._deployment_started = True
         self._guidance(est)
@@ -447,6 +455,16 @@ class GuidanceEstimator:
         est.stent_mean_depth_mm = dev.mean_depth_mm
         est.stent_asymmetry_mm = dev.asymmetry_mm
         est.stent_tilt_deg = dev.tilt_deg
+
+    def _release_false_deployment(self, t_s: float, est: GuidanceEstimate) -> None:
+        """Drop the deployment latch when the stent block has been invalid for ``deployment_release_s``."""
+        if est.stent_valid:
+            self._stent_valid_s = t_s
+            return
+        gone_s = t_s - self._stent_valid_s
+        if self._deployment_started and gone_s > self.params.deployment_release_s:
+            self._deployment_started = False
+            est.stent_reason += f" (deployment latch released: stent invalid for {gone_s:.1f} s)"
 
     def _delivery_tilt(
         self, view: _KeypointView, annulus: tuple[AnnulusFrame, np.ndarray] | None, est: GuidanceEstimate
