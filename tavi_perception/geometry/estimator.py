@@ -29,8 +29,9 @@ Blocks and their validity (each invalid block says why in ``*_reason``; numbers 
   advances through the arch. Retraction outside ``[-margin, height + margin]``: invalid.
 - guidance: depth source TIP until deployment starts (latched once a retraction >= ``deployment_start_mm``
   is measured together with valid frame edges: a misdetected CD can fake a retraction, but the capsule
-  uncovering the frame shows both edges), STENT afterwards. ``valid`` only when the annulus and the
-  active depth block are valid.
+  uncovering the frame shows both edges), STENT afterwards; the latch is released when the stent block
+  stays invalid for ``deployment_release_s`` (a false latch must not hold the loop forever). ``valid``
+  only when the annulus and the active depth block are valid.
 
 A keypoint is *usable* when MEASURED, or PREDICTED for at most ``max_predicted_s``, its track has
 accepted at least ``min_track_hits`` detections (a track born on one outlier is not trusted) and its
