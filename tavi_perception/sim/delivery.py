@@ -149,7 +149,11 @@ class DeliveryRail:
         self._rotation = np.eye(3)
 
     def steered(self, steer_deg: float, steer_axis: np.ndarray) -> DeliveryRail:
-        """This rail turned by ``steer_deg`` (right-handed) about ``steer_axis`` through sigma = 0."""
+        """This rail turned by ``steer_deg`` (right-handed) about ``steer_axis`` through sigma = 0.
+
+        :meth:`point` and :meth:`frame` are turned; the attributes (``axis``, ``bend_dir``, ...) stay
+        those of the rest pose.
+        """
         turned = copy.copy(self)
         angle = math.radians(steer_deg)
         turned._rotation = np.column_stack([rotate_about(e, steer_axis, angle) for e in np.eye(3)])
