@@ -75,9 +75,22 @@ def test_points_outside_the_field_are_invisible() -> None:
         rules = visibility(
             np.ones(11, bool), frame.contrast, sim.contrast_threshold, frame.state.retraction_mm
         )
-        np.testing.assert_array_equal(frame.visible[~out], rules[~out])
+        rest = ~out
+        rest[Kp.CM] = False  # CM has its own rule (the bend around it in view too)
+        np.testing.assert_array_equal(frame.visible[rest], rules[rest])
         outside += int(out.sum())
     assert outside > 0
+
+
+def test_cm_needs_the_bend_around_it_in_the_field(timeline: ProcedureSimulator) -> None:
+    scene, state = timeline.scene, timeline.scenario.start
+    kp, extra = scene.keypoints(0.0, state)
+    assert scene.in_fov(kp[Kp.CM]) and scene.in_fov(extra["cm_bend_px"]).all()
+    assert scene.keypoints_in_view(kp, extra)[Kp.CM]
+    cut = dict(extra, cm_bend_px=np.array([extra["cm_bend_px"][0], [-5.0, -5.0]]))  # one side off-image
+    in_view = scene.keypoints_in_view(kp, cut)
+    assert not in_view[Kp.CM]
+    np.testing.assert_array_equal(np.delete(in_view, Kp.CM), np.delete(scene.in_fov(kp), Kp.CM))
 
 
 def test_no_contrast_means_no_anatomy() -> None:

@@ -36,7 +36,7 @@ from tavi_perception.sim.motion import Motion, MotionParams
 from tavi_perception.sim.scenario import PHASES, Scenario, Segment, default_scenario
 from tavi_perception.sim.simulator import ProcedureSimulator, SimFrame, TrueGeometry, visibility
 
-SIM_VERSION = "1.1"
+SIM_VERSION = "1.2"
 
 __all__ = [
     "PHASES",

@@ -72,7 +72,7 @@ class DeviceParams:
     delivery_tilt_azimuth_deg: float
     delivery_offset_mm: tuple[float, float]  # rail offset from the annulus centre in the annulus plane
     rail_straight_mm: float  # straight rail above the annulus before the arch bend
-    rail_bend_radius_mm: float
+    rail_bend_radius_mm: float  # mean radius of the bend (length / turn); tightest 1/2 of it mid-bend
     rail_bend_deg: float
     rail_bend_azimuth_deg: float  # rotation of the bend about the delivery axis from the arch direction
     pigtail_loop_radius_mm: float

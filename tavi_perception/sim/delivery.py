@@ -5,12 +5,15 @@ Conventions (docs/ARCHITECTURE.md, shared with the geometry and the controller):
 - The delivery system slides along a fixed *rail* (its path through the arch and the root), which moves
   rigidly with the root. ``sigma`` is the arc length along the rail [mm], increasing towards the
   ventricle, 0 where the rail crosses the annulus plane; the rail is straight for ``sigma >= -L_straight``
-  and bends over the arch above.
+  and bends over the arch above. The bend's curvature rises and falls smoothly (a raised cosine over the
+  bend's length R * theta, peak 2 / R at its middle) as an elastic shaft's does, so it bends most at its
+  middle; a constant-curvature arc has no such point in the image (simulator 1.2).
 - CT (tip) is at ``sigma_tip``: the ventricular (inflow) edge of the crimped valve, so before deployment
   the tip depth is the would-be implantation depth. It stays the centre of the frame's inflow edge.
 - The capsule's distal rim is ``retraction`` proximal of CT; CD (marker band) is ``marker_offset`` further.
 - CP (inner-shaft anchor) is ``frame_height + cp_gap`` proximal of CT, fixed to the valve, so the
-  CP-CD distance shrinks by exactly the retraction; CM is the middle of the arch bend.
+  CP-CD distance shrinks by exactly the retraction; CM is the middle of the arch bend, where the
+  rail is most curved.
 - The frame between CT and the capsule rim has expanded (flaring over ``EXPANSION_LENGTH_MM``); FE1/FE2
   are the ends of its inflow edge seen side-on. Deployment fraction = retraction / frame height.
 - Steering: the manipulator tilts the whole delivery system by ``steer_deg`` about the rail's annulus
@@ -35,6 +38,7 @@ from tavi_perception.sim.phantom import RootGeometry, rotate_about, unit
 EXPANSION_LENGTH_MM = 6.0  # frame length between the capsule rim (crimped) and full expansion
 ARCH_DIRECTION_LPS = np.array([0.5, 0.85, 0.0])  # the arch turns towards the patient's left-posterior
 RAIL_PROXIMAL_MM = 260.0  # rail length modelled beyond the bend
+BEND_SAMPLES = 1025  # table of the bend's shape (its integral has no closed form)
 GUIDEWIRE_STRAIGHT_MM = 45.0  # wire past the annulus before its pre-shaped curl
 
 
@@ -142,11 +146,33 @@ class DeliveryRail:
         self.bend_dir = rotate_about(b, a, math.radians(devices.rail_bend_azimuth_deg))
         self.binormal = unit(np.cross(a, self.bend_dir))
         self.straight_mm = devices.rail_straight_mm
-        self.bend_radius_mm = devices.rail_bend_radius_mm
         self.bend_rad = math.radians(devices.rail_bend_deg)
-        self.sigma_min = -(self.straight_mm + self.bend_radius_mm * self.bend_rad + RAIL_PROXIMAL_MM)
-        self.bend_mid_sigma = -(self.straight_mm + 0.5 * self.bend_radius_mm * self.bend_rad)
+        self.bend_length_mm = devices.rail_bend_radius_mm * self.bend_rad
+        self.sigma_min = -(self.straight_mm + self.bend_length_mm + RAIL_PROXIMAL_MM)
+        self.bend_mid_sigma = -(self.straight_mm + 0.5 * self.bend_length_mm)
+        # the bend in its plane: along -axis (u) and bend_dir (v) against the length ell into the bend
+        self._ell_table = np.linspace(0.0, self.bend_length_mm, BEND_SAMPLES)
+        heading = self._heading_rad(self._ell_table)
+        step = np.diff(self._ell_table)
+        self._u_table = np.concatenate(
+            ([0.0], np.cumsum(step * 0.5 * (np.cos(heading[1:]) + np.cos(heading[:-1]))))
+        )
+        self._v_table = np.concatenate(
+            ([0.0], np.cumsum(step * 0.5 * (np.sin(heading[1:]) + np.sin(heading[:-1]))))
+        )
         self._rotation = np.eye(3)
+
+    def _heading_rad(self, ell: np.ndarray) -> np.ndarray:
+        """Turn of the travel direction ``ell`` mm into the bend (integral of the raised-cosine curvature)."""
+        x = np.clip(ell / self.bend_length_mm, 0.0, 1.0)
+        return self.bend_rad * (x - np.sin(2.0 * np.pi * x) / (2.0 * np.pi))
+
+    def curvature_per_mm(self, sigma: np.ndarray | float) -> np.ndarray:
+        """Rail curvature [1/mm] at ``sigma``: 0 on the straight parts, peak 2 * theta / length mid-bend."""
+        ell = -self.straight_mm - np.asarray(sigma, dtype=float)
+        x = ell / self.bend_length_mm
+        inside = (x >= 0.0) & (x <= 1.0)
+        return np.where(inside, self.bend_rad / self.bend_length_mm * (1.0 - np.cos(2.0 * np.pi * x)), 0.0)
 
     def steered(self, steer_deg: float, steer_axis: np.ndarray) -> DeliveryRail:
         """This rail turned by ``steer_deg`` (right-handed) about ``steer_axis`` through sigma = 0.
@@ -164,7 +190,7 @@ class DeliveryRail:
 
     def _proximal_dir(self, ell: np.ndarray) -> np.ndarray:
         """Unit direction of travel *away* from the ventricle, ``ell`` mm into the bend."""
-        ang = np.clip(ell / self.bend_radius_mm, 0.0, self.bend_rad)[..., None]
+        ang = self._heading_rad(ell)[..., None]
         return np.cos(ang) * -self.axis + np.sin(ang) * self.bend_dir
 
     def point(self, sigma: np.ndarray | float) -> np.ndarray:
@@ -172,11 +198,12 @@ class DeliveryRail:
         s = np.asarray(sigma, dtype=float)
         straight = self.origin + s[..., None] * self.axis
         ell = np.maximum(-self.straight_mm - s, 0.0)
-        r = self.bend_radius_mm
-        arc_len = r * self.bend_rad
-        ang = np.minimum(ell, arc_len)[..., None] / r
+        arc_len = self.bend_length_mm
+        into = np.minimum(ell, arc_len)
+        u = np.interp(into, self._ell_table, self._u_table)[..., None]
+        v = np.interp(into, self._ell_table, self._v_table)[..., None]
         start = self.origin - self.straight_mm * self.axis
-        arc = start + r * (np.sin(ang) * -self.axis + (1.0 - np.cos(ang)) * self.bend_dir)
+        arc = start + u * -self.axis + v * self.bend_dir
         beyond = np.maximum(ell - arc_len, 0.0)[..., None] * self._proximal_dir(np.full_like(ell, arc_len))
         rest = np.where((ell > 0)[..., None], arc + beyond, straight)
         return self.origin + self._turn(rest - self.origin)

@@ -76,6 +76,7 @@ INNER_SHAFT_RADIUS_MM = 0.9
 MARKER_HALF_LENGTH_MM = 1.0
 ANCHOR_HALF_LENGTH_MM = 1.5
 ANCHOR_RADIUS_MM = 2.0
+CM_BEND_VIEW_MM = 5.0  # CM counts as in view only with the rail this far either side of it in view too
 
 LUNG_GRID = 128  # ray-march grid for the smooth lung/heart map
 LUNG_SAMPLES = 48
@@ -331,13 +332,26 @@ class Scene:
             if px[a, 0] > px[b, 0]:
                 px[[a, b]] = px[[b, a]]
                 pts[[a, b]] = pts[[b, a]]
-        return px, {"points_lps": pts, "offset_lps": offset}
+        rail = self.delivery.rail_for(state)
+        around_cm = rail.bend_mid_sigma + np.array([-CM_BEND_VIEW_MM, CM_BEND_VIEW_MM])
+        bend_px = proj.project(rail.point(around_cm) + offset)
+        return px, {"points_lps": pts, "offset_lps": offset, "cm_bend_px": bend_px}
 
     def in_fov(self, xy_px: np.ndarray) -> np.ndarray:
         """Whether image points are inside the image and the collimated field."""
         x0, y0, x1, y1 = self.fov_px
         x, y = xy_px[..., 0], xy_px[..., 1]
         return (x >= x0) & (x < x1) & (y >= y0) & (y < y1)
+
+    def keypoints_in_view(self, keypoints_px: np.ndarray, extra: dict[str, np.ndarray]) -> np.ndarray:
+        """(11,) in the field; CM also needs the bend around it in the field (``extra`` of :meth:`keypoints`).
+
+        A bending point can only be told from the image when the bend around it is seen: with the bend cut
+        off by the image border, CM is not labelled (as an annotator would not mark it).
+        """
+        in_view = self.in_fov(keypoints_px)
+        in_view[Kp.CM] &= bool(self.in_fov(extra["cm_bend_px"]).all())
+        return in_view
 
     def _draw_devices(self, att: np.ndarray, state: DeliveryState, offset: np.ndarray) -> None:
         """Delivery system at ``state``, moved by ``offset``: one rail evaluation and one projection."""

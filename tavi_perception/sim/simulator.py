@@ -7,7 +7,8 @@ speed limits, integrated frame by frame from the current state; entered with
 
 Visibility rules (DESIGN.md §2): anatomical points (AA1, AA2, STJ1, STJ2) only while the root's contrast
 fill is at least ``contrast_threshold``; FE1/FE2 only once the capsule retraction is > 0; every point
-outside the image or the collimated field is invisible.
+outside the image or the collimated field is invisible, and CM also when the bend around it is not in
+the field (``Scene.keypoints_in_view``).
 
 The true geometry uses the perception's own definitions (``geometry.frames`` and
 ``geometry.deviations``) on the exact projected keypoints, so it is what a perfect detector would give;
@@ -238,19 +239,25 @@ class ProcedureSimulator:
 
     def truth_at(self, t_s: float, state: DeliveryState) -> tuple[np.ndarray, TrueGeometry]:
         """(true keypoints (11, 2) [px], true geometry) at ``t_s`` for ``state``, without rendering."""
+        kp, truth, _ = self._truth(t_s, state)
+        return kp, truth
+
+    def _truth(self, t_s: float, state: DeliveryState) -> tuple[np.ndarray, TrueGeometry, np.ndarray]:
+        """True keypoints, true geometry and which keypoints are in view."""
         scene = self.scene
         kp, extra = scene.keypoints(t_s, state)
         root = scene.root
         ct = extra["points_lps"][Kp.CT]
         tip_depth_3d = -float((ct - extra["offset_lps"] - root.centre) @ root.axis)
-        return kp, true_geometry(kp, scene.mm_per_px, state, self.case, tip_depth_3d)
+        truth = true_geometry(kp, scene.mm_per_px, state, self.case, tip_depth_3d)
+        return kp, truth, scene.keypoints_in_view(kp, extra)
 
     def _render(self, t_s: float, frame_index: int, state: DeliveryState, phase: str) -> SimFrame:
         scene = self.scene
         fill = self.contrast.fill(t_s)
         image = scene.render(t_s, state, fill, noise_seed(self.case.seed, t_s))
-        kp, truth = self.truth_at(t_s, state)
-        vis = visibility(scene.in_fov(kp), fill, self.contrast_threshold, state.retraction_mm)
+        kp, truth, in_view = self._truth(t_s, state)
+        vis = visibility(in_view, fill, self.contrast_threshold, state.retraction_mm)
         return SimFrame(
             image, t_s, frame_index, kp, vis, scene.mm_per_px, fill, phase, truth, state, self.case.seed
         )

@@ -158,9 +158,12 @@ def run_case(
             continue  # a dropped frame: the next interval is longer
         t = i / fps
         state = scenario.state_at(t, sim.limits, case.devices.max_retraction_mm)
-        kp_true, _ = scene.keypoints(t, state)
+        kp_true, extra = scene.keypoints(t, state)
         visible = visibility(
-            scene.in_fov(kp_true), sim.contrast.fill(t), sim.contrast_threshold, state.retraction_mm
+            scene.keypoints_in_view(kp_true, extra),
+            sim.contrast.fill(t),
+            sim.contrast_threshold,
+            state.retraction_mm,
         )
         if engine is None:
             xy, vis, wrong = noise.detect(rng, kp_true, visible, sim.image_size)
