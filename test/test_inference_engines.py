@@ -13,6 +13,7 @@ import torch
 from tavi_perception.inference import PROVIDER_PREFERENCE, create_engine, select_providers
 from tavi_perception.inference.engines import OnnxRuntimeEngine, file_sha256
 from tavi_perception.inference.processing import preprocess
+from tavi_perception.keypoints import FLIP_PERMUTATION
 from tavi_perception.model.checkpoint import save_checkpoint
 from tavi_perception.model.export import export
 from tavi_perception.model.networks import ModelConfig, build_model
@@ -27,6 +28,8 @@ def _checkpoint(path, arch: str):
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.2, 0.2)
                 m.running_var.uniform_(0.5, 2.0)
+        if arch == "heatmap":  # sub-cell offsets start at 0: give them values, so they are tested too
+            net.out.weight.normal_(0.0, 0.05)
     save_checkpoint(path, {"config": config.to_dict(), "model": net.state_dict(), "metadata": {"seed": 0}})
     return path
 
@@ -126,3 +129,29 @@ def test_baseline_exports_and_runs_in_onnxruntime(tmp_path):
     assert meta["arch"] == "baseline" and meta["onnx_torch_max_deviation"] <= 1e-4
     det = create_engine(tmp_path / "base.onnx").infer(_frame(512))
     assert det.xy_px.shape == (11, 2) and np.isfinite(det.xy_px).all()
+
+
+@pytest.mark.parametrize("arch", ["heatmap", "baseline"])
+def test_flip_test_gives_mirror_consistent_detections_in_both_backends(tmp_path, arch):
+    meta = export(_checkpoint(tmp_path / "ckpt.pt", arch), tmp_path / "flip.onnx", flip_test=True)
+    assert meta["deploy"] == {"flip_test": True} and meta["onnx_torch_max_deviation"] <= 1e-4
+    onnx_engine = create_engine(tmp_path / "flip.onnx", threads=1)
+    torch_engine = create_engine(tmp_path / "flip.onnx", backend="torch", threads=1)
+    image = _frame(512)
+    det, mirrored = onnx_engine.infer(image), onnx_engine.infer(image[:, ::-1].copy())
+    back = mirrored.xy_px[list(FLIP_PERMUTATION)]
+    back[:, 0] = image.shape[1] - back[:, 0]
+    np.testing.assert_allclose(det.xy_px, back, atol=0.05)
+    np.testing.assert_allclose(det.visibility, mirrored.visibility[list(FLIP_PERMUTATION)], atol=1e-5)
+    np.testing.assert_allclose(torch_engine.infer(image).xy_px, det.xy_px, atol=0.05)
+
+
+def test_without_flip_test_detections_are_not_mirror_consistent(exported):
+    _, meta = exported
+    assert meta["deploy"] == {"flip_test": False}
+    onnx_path, _ = exported
+    session = OnnxRuntimeEngine(onnx_path, threads=1)
+    x = preprocess(_frame(512), 64)
+    plain = session.run(x)
+    flipped = session.run(x[..., ::-1].copy())
+    assert not np.allclose(plain[0][0, :, 0], 1.0 - flipped[0][0, list(FLIP_PERMUTATION), 0], atol=1e-3)

@@ -4,9 +4,12 @@ Writes, for ``--out models/NAME.onnx``:
 - ``NAME.onnx``: image ``(1, 1, S, S)`` float32 (standardised, see ``inference.processing``) ->
   ``xy`` ``(1, 11, 2)`` normalised to the input, ``visibility`` ``(1, 11)``, ``group_probability`` ``(1, 3)``;
   opset 18, torch's default (dynamo) exporter; the metadata is also stored in the file's properties;
-- ``NAME.pt``: the network's config and (EMA) weights, for the torch backend;
+- ``NAME.pt``: the network's config and (EMA) weights, for the torch backend, and the deploy options;
 - ``NAME.json``: input size, keypoint and group names, training settings and seed, parameters,
   SHA-256 and size of both files, and the metrics of ``--metrics`` (an ``eval --json`` output file).
+
+With ``--flip-test`` the graph also runs the mirrored image and averages (``networks.DeployModel``); the
+option is recorded as ``deploy.flip_test`` in all three files, so the torch backend does the same.
 
 The export is checked: ONNX Runtime and torch must agree on a random input, or the command fails.
 """
@@ -70,12 +73,13 @@ def max_deviation(model: DeployModel, onnx_path: Path, input_size: int, seed: in
     return max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
 
 
-def export(checkpoint: Path, out: Path, metrics: dict | None = None) -> dict:
+def export(checkpoint: Path, out: Path, metrics: dict | None = None, flip_test: bool = False) -> dict:
     """Export ``checkpoint`` to ``out`` (+ ``.pt`` and ``.json`` beside it); returns the metadata written."""
     if out.suffix != ".onnx":
         raise ValueError(f"--out must end in .onnx, got {out}")
     net, config, train_meta = load_network(checkpoint)
-    model = DeployModel(net).eval()
+    model = DeployModel(net, flip_test=flip_test).eval()
+    deploy = {"flip_test": flip_test}
     metadata = {
         "format": "tavi_perception.keypoints/1",
         "arch": config.arch,
@@ -94,6 +98,7 @@ def export(checkpoint: Path, out: Path, metrics: dict | None = None) -> dict:
         "keypoint_names": list(KEYPOINT_NAMES),
         "group_names": [g.name.lower() for g in Group],
         "parameters": count_parameters(net),
+        "deploy": deploy,
         "training": train_meta,
     }
     export_onnx(model, config.input_size, out, metadata)
@@ -104,7 +109,12 @@ def export(checkpoint: Path, out: Path, metrics: dict | None = None) -> dict:
     state = load_checkpoint(checkpoint)
     save_checkpoint(
         pt_path,
-        {"config": config.to_dict(), "model": state.get("ema") or state["model"], "metadata": train_meta},
+        {
+            "config": config.to_dict(),
+            "model": state.get("ema") or state["model"],
+            "metadata": train_meta,
+            "deploy": deploy,
+        },
     )
     sidecar = metadata | {
         "onnx": {"file": out.name, "sha256": file_sha256(out), "size_bytes": out.stat().st_size},
@@ -123,13 +133,18 @@ def main(argv: list[str]) -> int:
         "--out", required=True, type=Path, help="ONNX file to write (e.g. models/tavi_keypoints.onnx)"
     )
     p.add_argument("--metrics", type=Path, help="metrics to record: a file holding 'eval --json' output")
+    p.add_argument(
+        "--flip-test",
+        action="store_true",
+        help="also run the mirrored image and average (twice the network time; the shipped model has it)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     metrics = None
     try:
         if args.metrics:
             metrics = json.loads(args.metrics.read_text().strip().splitlines()[-1])
-        meta = export(args.checkpoint, args.out, metrics)
+        meta = export(args.checkpoint, args.out, metrics, flip_test=args.flip_test)
     except (OSError, ValueError, RuntimeError) as err:
         print(f"tavi-perception export: {err}", file=sys.stderr)
         return 2

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from tavi_perception.keypoints import GROUP_MEMBERS, NUM_KEYPOINTS, Group
+from tavi_perception.keypoints import FLIP_PERMUTATION, GROUP_MEMBERS, NUM_KEYPOINTS, Group
 
 ARCHITECTURES = ("heatmap", "baseline")
 HEATMAP_STRIDE = 4
@@ -144,6 +144,21 @@ class HeatmapNet(nn.Module):
         }
 
     @staticmethod
+    def unmirror(out: dict[str, Tensor], flip_order: Tensor) -> dict[str, Tensor]:
+        """Raw outputs for a horizontally mirrored image, brought back to the unmirrored image.
+
+        Maps are flipped back along x and their keypoints re-labelled (``flip_order``, the side swap); a
+        cell's sub-cell x offset changes sign, since cell c of the mirror is cell w - 1 - c.
+        """
+        offset = torch.flip(out["offset"], dims=(4,))[:, flip_order]
+        return {
+            "heatmap": torch.flip(out["heatmap"], dims=(3,))[:, flip_order],
+            "offset": torch.cat((-offset[:, :, :1], offset[:, :, 1:]), dim=2),
+            "point_logit": out["point_logit"][:, flip_order],
+            "group_logit": out["group_logit"],
+        }
+
+    @staticmethod
     def decode(out: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         heatmap, offset = out["heatmap"], out["offset"]
         b, k, h, w = heatmap.shape
@@ -212,6 +227,16 @@ class BaselineNet(nn.Module):
         }
 
     @staticmethod
+    def unmirror(out: dict[str, Tensor], flip_order: Tensor) -> dict[str, Tensor]:
+        """Raw outputs for a horizontally mirrored image, brought back to the unmirrored image."""
+        xy = out["xy"][:, flip_order]
+        return {
+            "group_logit": out["group_logit"],
+            "point_logit": out["point_logit"][:, flip_order],
+            "xy": torch.cat((1.0 - xy[..., :1], xy[..., 1:]), dim=-1),
+        }
+
+    @staticmethod
     def decode(out: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
         return out["xy"], torch.sigmoid(out["point_logit"]), torch.sigmoid(out["group_logit"])
 
@@ -222,14 +247,27 @@ def build_model(config: ModelConfig) -> HeatmapNet | BaselineNet:
 
 
 class DeployModel(nn.Module):
-    """A network plus its decoding: image ``(B, 1, S, S)`` -> (xy_norm, visibility, group_probability)."""
+    """A network plus its decoding: image ``(B, 1, S, S)`` -> (xy_norm, visibility, group_probability).
 
-    def __init__(self, net: HeatmapNet | BaselineNet) -> None:
+    With ``flip_test`` the network also sees the horizontally mirrored image (one batch of 2B) and the
+    two raw outputs are averaged before decoding: heatmap logits and offsets for the heatmap net (the
+    usual flip test of heatmap keypoint detectors), coordinates for the baseline. Twice the network
+    work; the output is mirror-consistent by construction.
+    """
+
+    def __init__(self, net: HeatmapNet | BaselineNet, flip_test: bool = False) -> None:
         super().__init__()
         self.net = net
+        self.flip_test = flip_test
+        self.register_buffer("flip_order", torch.tensor(FLIP_PERMUTATION), persistent=False)
 
     def forward(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.net.decode(self.net(x))
+        if not self.flip_test:
+            return self.net.decode(self.net(x))
+        b = x.shape[0]
+        out = self.net(torch.cat((x, torch.flip(x, dims=(3,)))))
+        mirrored = self.net.unmirror({k: v[b:] for k, v in out.items()}, self.flip_order)
+        return self.net.decode({k: 0.5 * (v[:b] + mirrored[k]) for k, v in out.items()})
 
 
 def count_parameters(net: nn.Module) -> int:
