@@ -153,14 +153,15 @@ class TorchEngine:
     def __init__(self, checkpoint_path: str | Path, threads: int = 2, device: str = "cpu"):
         import torch
 
-        from tavi_perception.model.checkpoint import load_checkpoint, load_network
+        from tavi_perception.model.checkpoint import load_checkpoint, network_from
         from tavi_perception.model.networks import DeployModel
 
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
         torch.set_num_threads(threads)
-        net, config, self.metadata = load_network(checkpoint_path)
-        flip_test = bool(load_checkpoint(checkpoint_path).get("deploy", {}).get("flip_test", False))
+        checkpoint = load_checkpoint(checkpoint_path)
+        net, config, self.metadata = network_from(checkpoint)
+        flip_test = bool(checkpoint.get("deploy", {}).get("flip_test", False))
         self.device = torch.device(device)
         self.model = DeployModel(net, flip_test=flip_test).to(self.device).eval()
         self.input_size = config.input_size

@@ -37,7 +37,11 @@ def load_checkpoint(path: str | Path) -> dict:
 
 def load_network(path: str | Path) -> tuple[HeatmapNet | BaselineNet, ModelConfig, dict]:
     """(network in eval mode, its config, its metadata). Uses the EMA weights when the file has them."""
-    data = load_checkpoint(path)
+    return network_from(load_checkpoint(path))
+
+
+def network_from(data: dict) -> tuple[HeatmapNet | BaselineNet, ModelConfig, dict]:
+    """:func:`load_network` for a checkpoint dict already read with :func:`load_checkpoint`."""
     config = ModelConfig.from_dict(data["config"])
     net = build_model(config)
     net.load_state_dict(data.get("ema") or data["model"])

@@ -309,7 +309,8 @@ class Scene:
         return m.T
 
     def keypoints(self, t_s: float, state: DeliveryState) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Projected keypoints (11, 2) at ``t_s`` and the moved 3D points used (for the 3D truth).
+        """Projected keypoints (11, 2) at ``t_s`` and extras: the moved 3D points used (for the 3D truth)
+        and the projected rail either side of CM (``cm_bend_px``, for :meth:`keypoints_in_view`).
 
         Side 1 of each pair (AA, STJ, FE) is the end with the smaller image x, so a horizontal flip
         swaps the labels.
@@ -317,7 +318,8 @@ class Scene:
         proj, root = self.projector, self.root
         offset = self.motion.root_mm(t_s)
         dev = self.delivery.points(state)
-        tangent = self.delivery.rail_for(state).frame(np.array([state.tip_sigma_mm]))[0]
+        rail = self.delivery.rail_for(state)
+        tangent = rail.frame(np.array([state.tip_sigma_mm]))[0]
         e_stj, stj_c = self._e_stj, self._stj_centre
         e_fe = unit(_cross3(tangent, proj.beam)[0])
         pts = np.zeros((NUM_KEYPOINTS, 3))
@@ -332,7 +334,6 @@ class Scene:
             if px[a, 0] > px[b, 0]:
                 px[[a, b]] = px[[b, a]]
                 pts[[a, b]] = pts[[b, a]]
-        rail = self.delivery.rail_for(state)
         around_cm = rail.bend_mid_sigma + np.array([-CM_BEND_VIEW_MM, CM_BEND_VIEW_MM])
         bend_px = proj.project(rail.point(around_cm) + offset)
         return px, {"points_lps": pts, "offset_lps": offset, "cm_bend_px": bend_px}
