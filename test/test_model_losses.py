@@ -98,6 +98,42 @@ def test_decoding_rendered_targets_recovers_the_points():
     assert torch.allclose(group, torch.full((2, 3), 0.5))
 
 
+def _one_point_outputs(logits: torch.Tensor, offsets: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Raw heatmap-net outputs whose first keypoint has the given logit and offset maps."""
+    h, w = logits.shape
+    heatmap = torch.full((1, NUM_KEYPOINTS, h, w), -20.0)
+    offset = torch.zeros(1, NUM_KEYPOINTS, 2, h, w)
+    heatmap[0, 0], offset[0, 0] = logits, offsets
+    return {
+        "heatmap": heatmap,
+        "offset": offset,
+        "point_logit": torch.zeros(1, NUM_KEYPOINTS),
+        "group_logit": torch.zeros(1, 3),
+    }
+
+
+def test_decoding_averages_the_votes_of_the_peak_and_its_neighbours_by_probability():
+    logits = torch.full((8, 8), -20.0)
+    offsets = torch.zeros(2, 8, 8)
+    logits[3, 4] = 2.0  # the peak: votes for its cell centre (4.5, 3.5)
+    logits[3, 5] = 0.0  # right neighbour, probability 0.5, votes for (5.5 - 0.5, 3.5 + 1.0) = (5.0, 4.5)
+    offsets[:, 3, 5] = torch.tensor([-0.5, 1.0])
+    logits[0, 0] = 1.9  # far from the peak: no vote
+    xy_norm, _, _ = HeatmapNet.decode(_one_point_outputs(logits, offsets))
+    p, q = torch.sigmoid(torch.tensor(2.0)).item(), 0.5
+    want_x = (p * 4.5 + q * 5.0) / (p + q)
+    want_y = (p * 3.5 + q * 4.5) / (p + q)
+    assert xy_norm[0, 0].tolist() == pytest.approx([want_x / 8, want_y / 8], abs=1e-4)
+
+
+def test_decoding_at_the_grid_corner_gives_no_weight_to_cells_beyond_the_border():
+    logits = torch.full((8, 8), -20.0)
+    logits[0, 0] = 3.0
+    offsets = torch.full((2, 8, 8), 0.25)
+    xy_norm, _, _ = HeatmapNet.decode(_one_point_outputs(logits, offsets))
+    assert xy_norm[0, 0].tolist() == pytest.approx([0.75 / 8, 0.75 / 8], abs=1e-4)
+
+
 def test_heatmap_loss_weights_its_parts():
     gen = torch.Generator().manual_seed(0)
     xy = torch.rand(2, NUM_KEYPOINTS, 2, generator=gen) * 31.0

@@ -136,7 +136,7 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--flip-test",
         action="store_true",
-        help="also run the mirrored image and average (twice the network time; the shipped model has it)",
+        help="also run the mirrored image and average (twice the network time; off in the shipped model)",
     )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
