@@ -90,3 +90,15 @@ def test_init_from_another_network_is_refused(data, tmp_path):
     assert _train(train, tmp_path / "base", "--steps", "1", "--arch", "baseline") == 0
     with pytest.raises(SystemExit, match="another network"):
         _train(train, tmp_path / "ft", "--steps", "1", "--init", str(tmp_path / "base" / "last.pt"))
+
+
+def test_several_training_folders_are_pooled_and_each_recorded(data, tmp_path):
+    train, val = data
+    assert _train(train, tmp_path / "one", "--steps", "1") == 0
+    args = ["--data", str(train), str(val), "--out", str(tmp_path / "two"), "--input-size", "64"]
+    assert train_main([*args, "--batch-size", "2", "--threads", "1", "--warmup", "2", "--steps", "1"]) == 0
+    one = load_checkpoint(tmp_path / "one" / "last.pt")["metadata"]
+    two = load_checkpoint(tmp_path / "two" / "last.pt")["metadata"]
+    assert one["frames"] == 6 and "dataset" in one and "datasets" not in one
+    assert two["frames"] == 6 + 3 and len(two["datasets"]) == 2 and "dataset" not in two
+    assert two["settings"]["data"] == f"{train}, {val}"

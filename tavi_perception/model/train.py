@@ -143,9 +143,21 @@ def _dataset_info(path: Path) -> dict:
     return json.loads(info_path.read_text()) if info_path.is_file() else {}
 
 
+def _datasets_metadata(paths: list[Path]) -> dict:
+    """``{"dataset": info}`` for one training set, ``{"datasets": [info, ...]}`` for several."""
+    infos = [_dataset_info(path) for path in paths]
+    return {"dataset": infos[0]} if len(infos) == 1 else {"datasets": infos}
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="tavi-perception train", description=__doc__.split("\n")[0])
-    p.add_argument("--data", required=True, type=Path, help="training frames: dataset folder or COCO JSON")
+    p.add_argument(
+        "--data",
+        required=True,
+        type=Path,
+        nargs="+",
+        help="training frames: one or more dataset folders or COCO JSON files (frames are pooled)",
+    )
     p.add_argument("--val", type=Path, help="validation frames, evaluated at the end")
     p.add_argument("--out", required=True, type=Path, help="run folder (checkpoints, logs)")
     p.add_argument("--arch", choices=ARCHITECTURES, default="heatmap", help="network (default: heatmap)")
@@ -176,7 +188,7 @@ def _run_settings(args: argparse.Namespace) -> dict:
     keys += ("offset_weight", "seed")
     return {k: getattr(args, k) for k in keys} | {
         "augment": not args.no_augment,
-        "data": str(args.data),
+        "data": ", ".join(str(path) for path in args.data),
         "init": str(args.init) if args.init else "",
     }
 
@@ -198,7 +210,7 @@ def train(args: argparse.Namespace) -> dict:
     """Run (or resume) training; returns the final validation metrics (empty without ``--val``)."""
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    samples = load_samples(args.data)
+    samples = [sample for path in args.data for sample in load_samples(path)]
     val_samples = load_samples(args.val) if args.val else []
     config = ModelConfig(arch=args.arch, input_size=args.input_size)
     net = build_model(config).to(memory_format=torch.channels_last)  # ~1.5x faster convolutions on CPU
@@ -235,7 +247,7 @@ def train(args: argparse.Namespace) -> dict:
     metadata = {
         "settings": settings,
         "command": "tavi-perception train " + shlex.join(args.argv),
-        "dataset": _dataset_info(args.data),
+        **_datasets_metadata(args.data),
         "frames": len(samples),
         "parameters": count_parameters(net),
     }
