@@ -16,6 +16,7 @@ from tavi_perception.inference.processing import preprocess
 from tavi_perception.keypoints import FLIP_PERMUTATION
 from tavi_perception.model.checkpoint import save_checkpoint
 from tavi_perception.model.export import export
+from tavi_perception.model.export import main as export_main
 from tavi_perception.model.networks import ModelConfig, build_model
 
 
@@ -134,7 +135,9 @@ def test_baseline_exports_and_runs_in_onnxruntime(tmp_path):
 @pytest.mark.parametrize("arch", ["heatmap", "baseline"])
 def test_flip_test_gives_mirror_consistent_detections_in_both_backends(tmp_path, arch):
     meta = export(_checkpoint(tmp_path / "ckpt.pt", arch), tmp_path / "flip.onnx", flip_test=True)
-    assert meta["deploy"] == {"flip_test": True} and meta["onnx_torch_max_deviation"] <= 1e-4
+    assert (
+        meta["deploy"] == {"flip_test": True, "input_size": 64} and meta["onnx_torch_max_deviation"] <= 1e-4
+    )
     onnx_engine = create_engine(tmp_path / "flip.onnx", threads=1)
     torch_engine = create_engine(tmp_path / "flip.onnx", backend="torch", threads=1)
     image = _frame(512)
@@ -148,10 +151,32 @@ def test_flip_test_gives_mirror_consistent_detections_in_both_backends(tmp_path,
 
 def test_without_flip_test_detections_are_not_mirror_consistent(exported):
     _, meta = exported
-    assert meta["deploy"] == {"flip_test": False}
+    assert meta["deploy"] == {"flip_test": False, "input_size": 64}
     onnx_path, _ = exported
     session = OnnxRuntimeEngine(onnx_path, threads=1)
     x = preprocess(_frame(512), 64)
     plain = session.run(x)
     flipped = session.run(x[..., ::-1].copy())
     assert not np.allclose(plain[0][0, :, 0], 1.0 - flipped[0][0, list(FLIP_PERMUTATION), 0], atol=1e-3)
+
+
+def test_export_at_another_input_size_runs_both_backends_at_that_size(tmp_path):
+    ckpt = _checkpoint(tmp_path / "ckpt.pt", "heatmap")
+    meta = export(ckpt, tmp_path / "big.onnx", input_size=96)
+    assert meta["deploy"]["input_size"] == 96 and meta["input"]["shape"] == [1, 1, 96, 96]
+    assert meta["config"]["input_size"] == 64  # the network as trained
+    onnx_engine = create_engine(tmp_path / "big.onnx", threads=1)
+    torch_engine = create_engine(tmp_path / "big.onnx", backend="torch", threads=1)
+    assert onnx_engine.input_size == torch_engine.input_size == 96
+    image = _frame(512)
+    np.testing.assert_allclose(onnx_engine.infer(image).xy_px, torch_engine.infer(image).xy_px, atol=0.05)
+    trained_size = create_engine(tmp_path / "ckpt.pt", backend="torch", threads=1)
+    assert trained_size.input_size == 64
+    assert not np.allclose(trained_size.infer(image).xy_px, torch_engine.infer(image).xy_px, atol=0.05)
+
+
+def test_export_refuses_an_input_size_the_network_cannot_take(tmp_path, capsys):
+    ckpt = _checkpoint(tmp_path / "ckpt.pt", "heatmap")
+    args = ["--checkpoint", str(ckpt), "--out", str(tmp_path / "bad.onnx"), "--input-size", "100"]
+    assert export_main(args) == 2
+    assert "multiple of 32" in capsys.readouterr().err and not (tmp_path / "bad.onnx").exists()

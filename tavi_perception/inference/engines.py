@@ -161,10 +161,10 @@ class TorchEngine:
         torch.set_num_threads(threads)
         checkpoint = load_checkpoint(checkpoint_path)
         net, config, self.metadata = network_from(checkpoint)
-        flip_test = bool(checkpoint.get("deploy", {}).get("flip_test", False))
+        deploy = checkpoint.get("deploy", {})
         self.device = torch.device(device)
-        self.model = DeployModel(net, flip_test=flip_test).to(self.device).eval()
-        self.input_size = config.input_size
+        self.model = DeployModel(net, flip_test=bool(deploy.get("flip_test", False))).to(self.device).eval()
+        self.input_size = int(deploy.get("input_size", config.input_size))
         self.backend = f"torch:{self.device.type}"
 
     def run(self, batch: np.ndarray) -> list[np.ndarray]:

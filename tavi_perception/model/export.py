@@ -29,7 +29,7 @@ import torch
 from tavi_perception.inference.engines import INPUT_NAME, OUTPUT_NAMES, file_sha256
 from tavi_perception.keypoints import KEYPOINT_NAMES, Group
 from tavi_perception.model.checkpoint import load_checkpoint, load_network, save_checkpoint
-from tavi_perception.model.networks import DeployModel, count_parameters
+from tavi_perception.model.networks import DeployModel, ModelConfig, count_parameters
 
 LOG = logging.getLogger(__name__)
 OPSET = 18
@@ -73,20 +73,33 @@ def max_deviation(model: DeployModel, onnx_path: Path, input_size: int, seed: in
     return max(float(np.abs(g - w.numpy()).max()) for g, w in zip(got, want, strict=True))
 
 
-def export(checkpoint: Path, out: Path, metrics: dict | None = None, flip_test: bool = False) -> dict:
-    """Export ``checkpoint`` to ``out`` (+ ``.pt`` and ``.json`` beside it); returns the metadata written."""
+def export(
+    checkpoint: Path,
+    out: Path,
+    metrics: dict | None = None,
+    flip_test: bool = False,
+    input_size: int | None = None,
+) -> dict:
+    """Export ``checkpoint`` to ``out`` (+ ``.pt`` and ``.json`` beside it); returns the metadata written.
+
+    ``input_size`` is the network input the deploy graph runs at (default: the trained one). Both
+    networks are fully convolutional up to global pooling, so the same weights run at another size;
+    ``config`` keeps the trained size, ``deploy.input_size`` holds the one the engines use.
+    """
     if out.suffix != ".onnx":
         raise ValueError(f"--out must end in .onnx, got {out}")
     net, config, train_meta = load_network(checkpoint)
+    deploy_size = input_size or config.input_size
+    ModelConfig(arch=config.arch, input_size=deploy_size)  # the same checks as a trained size
     model = DeployModel(net, flip_test=flip_test).eval()
-    deploy = {"flip_test": flip_test}
+    deploy = {"flip_test": flip_test, "input_size": deploy_size}
     metadata = {
         "format": "tavi_perception.keypoints/1",
         "arch": config.arch,
         "config": config.to_dict(),
         "input": {
             "name": INPUT_NAME,
-            "shape": [1, 1, config.input_size, config.input_size],
+            "shape": [1, 1, deploy_size, deploy_size],
             "dtype": "float32",
         },
         "preprocessing": "grey float32, area-resize to the input size, per-image standardisation",
@@ -101,8 +114,8 @@ def export(checkpoint: Path, out: Path, metrics: dict | None = None, flip_test: 
         "deploy": deploy,
         "training": train_meta,
     }
-    export_onnx(model, config.input_size, out, metadata)
-    deviation = max_deviation(model, out, config.input_size)
+    export_onnx(model, deploy_size, out, metadata)
+    deviation = max_deviation(model, out, deploy_size)
     if deviation > TOLERANCE:
         raise RuntimeError(f"ONNX Runtime and torch disagree by {deviation:g} (> {TOLERANCE:g})")
     pt_path = out.with_suffix(".pt")
@@ -138,13 +151,20 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="also run the mirrored image and average (twice the network time; off in the shipped model)",
     )
+    p.add_argument(
+        "--input-size",
+        type=int,
+        help="network input [px] of the deploy graph, a multiple of 32 (default: the trained size)",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     metrics = None
     try:
         if args.metrics:
             metrics = json.loads(args.metrics.read_text().strip().splitlines()[-1])
-        meta = export(args.checkpoint, args.out, metrics, flip_test=args.flip_test)
+        meta = export(
+            args.checkpoint, args.out, metrics, flip_test=args.flip_test, input_size=args.input_size
+        )
     except (OSError, ValueError, RuntimeError) as err:
         print(f"tavi-perception export: {err}", file=sys.stderr)
         return 2
