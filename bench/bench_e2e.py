@@ -8,6 +8,7 @@ own diagnostics (processing and inference time, transport drops) are recorded be
 
     .venv/bin/python bench/bench_e2e.py                     # 15 and 30 fps, 60 s each, 512² mono8
     .venv/bin/python bench/bench_e2e.py --duration 10 --fps 30
+    .venv/bin/python bench/bench_e2e.py --model runs/flip/tavi_keypoints.onnx --out runs/e2e_flip.json
 
 Results: bench/results/e2e.json (the command, machine, model and one entry per rate).
 """
@@ -120,12 +121,14 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=150, help="distinct frames rendered and cycled")
     parser.add_argument("--backend", default="auto", help="perception backend parameter (default auto)")
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
+    parser.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "e2e.json")
     args = parser.parse_args()
 
     frames, mm_per_px = render_frames(args.frames, args.size, seed=0)
-    model = shipped_model_path()
+    model = args.model.resolve() if args.model else shipped_model_path()
     params = {
+        "model_path": str(model),
         "mm_per_px": float(mm_per_px),
         "calibration_width_px": int(args.size),
         "backend": args.backend,
