@@ -30,11 +30,12 @@ from sensor_msgs.msg import Image
 from tavi_msgs.msg import Guidance
 from tqdm import tqdm
 
-from tavi_perception.imaging import numpy_to_image
+from tavi_perception.core.pipeline import shipped_model_path
 from tavi_perception.inference.engines import file_sha256
-from tavi_perception.ros.loop import LoopRecorder, NodeProcesses, NodeSpec
+from tavi_perception.ros.imaging import numpy_to_image
 from tavi_perception.ros.messages import stamp_ns
-from tavi_perception.ros.pipeline import shipped_model_path
+from tavi_perception.ros.recorder import LoopRecorder
+from tavi_perception.runners.processes import NodeProcesses, NodeSpec
 from tavi_perception.sim import ProcedureSimulator, sample_case
 
 ROOT = Path(__file__).resolve().parent.parent

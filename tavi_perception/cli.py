@@ -12,21 +12,21 @@ import sys
 # name -> (module, one-line summary)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": (
-        "tavi_perception.ros.demo",
+        "tavi_perception.runners.demo",
         "the simulated procedure through real ROS 2 nodes; report in runs/<name>/",
     ),
     "loop": (
-        "tavi_perception.ros.loop_runner",
+        "tavi_perception.runners.loop",
         "closed-loop trials (randomised cases, injected faults) through real ROS 2 nodes",
     ),
     "bag": ("tavi_perception.ros.bag", "rosbag2 (MCAP/sqlite3) record | play | info"),
     "dataset": ("tavi_perception.sim.dataset", "synthetic fluoroscopy + COCO keypoints + true geometry"),
     "sim-montage": ("tavi_perception.sim.montage", "PNG of simulator renders with the truth drawn"),
     "train": ("tavi_perception.model.train", "train a keypoint network (ours or the baseline); resumable"),
-    "eval": ("tavi_perception.model.evaluate", "keypoint detection/localisation metrics on a dataset"),
+    "eval": ("tavi_perception.evaluation.keypoints", "keypoint detection/localisation metrics on a dataset"),
     "export": ("tavi_perception.model.export", "checkpoint -> ONNX + torch weights + metadata JSON"),
     "eval-tracking": (
-        "tavi_perception.tracking.eval",
+        "tavi_perception.evaluation.tracking",
         "tracker + geometry on simulated sequences vs the truth",
     ),
 }

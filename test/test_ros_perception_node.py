@@ -16,7 +16,7 @@ from sensor_msgs.msg import Image
 from tavi_msgs.msg import Guidance, KeypointArray
 from visualization_msgs.msg import MarkerArray
 
-from tavi_perception.imaging import numpy_to_image
+from tavi_perception.ros.imaging import numpy_to_image
 from tavi_perception.ros.messages import s_to_stamp, stamp_ns
 
 pytestmark = pytest.mark.ros

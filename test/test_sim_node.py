@@ -12,8 +12,8 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
 
-from tavi_perception.imaging import image_to_numpy
 from tavi_perception.keypoints import KEYPOINT_NAMES, Kp
+from tavi_perception.ros.imaging import image_to_numpy
 from tavi_perception.ros.messages import stamp_ns, stamp_to_s
 from tavi_perception.ros.params import ParameterError
 from tavi_perception.ros.simulator_node import command_schedule, frame_fault, truth_guidance, truth_keypoints

@@ -24,13 +24,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from tavi_perception.evaluation.metrics import compute_metrics, format_table, json_safe
 from tavi_perception.inference.engines import file_sha256
 from tavi_perception.inference.processing import preprocess, resize_square, standardize, to_image_pixels
 from tavi_perception.model.augment import AugmentConfig, augment, to_unit_range
 from tavi_perception.model.checkpoint import load_checkpoint, save_checkpoint
 from tavi_perception.model.datasets import DatasetError, Sample, load_samples, read_image
 from tavi_perception.model.losses import baseline_loss, heatmap_loss
-from tavi_perception.model.metrics import compute_metrics, format_table, json_safe
 from tavi_perception.model.networks import (
     ARCHITECTURES,
     DeployModel,

@@ -48,11 +48,18 @@ from std_msgs.msg import Header
 from tavi_msgs.msg import Guidance, KeypointArray
 from visualization_msgs.msg import MarkerArray
 
+from tavi_perception.core.overlay import OverlayRenderer
+from tavi_perception.core.pipeline import (
+    FrameResult,
+    FrozenImageError,
+    PerceptionPipeline,
+    shipped_model_path,
+)
 from tavi_perception.geometry.estimator import GeometryParams
 from tavi_perception.geometry.frames import mm_per_px as calibrated_mm_per_px
-from tavi_perception.imaging import ImageConversionError, image_to_grey, numpy_to_image
 from tavi_perception.inference.engines import BACKENDS, create_engine, file_sha256
 from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
+from tavi_perception.ros.imaging import ImageConversionError, image_to_grey, numpy_to_image
 from tavi_perception.ros.messages import (
     annulus_pose,
     guidance_to_msg,
@@ -62,14 +69,7 @@ from tavi_perception.ros.messages import (
     stamp_ns,
     tip_pose,
 )
-from tavi_perception.ros.overlay import OverlayRenderer
 from tavi_perception.ros.params import ParamSpec, declare_parameters, dynamic_parameter_guard
-from tavi_perception.ros.pipeline import (
-    FrameResult,
-    FrozenImageError,
-    PerceptionPipeline,
-    shipped_model_path,
-)
 from tavi_perception.tracking import TrackerParams
 
 _GEO = GeometryParams()

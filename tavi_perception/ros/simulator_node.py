@@ -43,9 +43,10 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
 
-from tavi_perception.imaging import numpy_to_image
+from tavi_perception.evaluation.trials import DROPPED_REASON, FROZEN_REASON
 from tavi_perception.keypoints import GROUP_MEMBERS, NUM_KEYPOINTS, Group
 from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
+from tavi_perception.ros.imaging import numpy_to_image
 from tavi_perception.ros.messages import keypoints_to_msg
 from tavi_perception.ros.params import ParameterError, ParamSpec, declare_parameters
 from tavi_perception.sim import (
@@ -59,7 +60,6 @@ from tavi_perception.sim import (
     sample_case,
 )
 from tavi_perception.sim.delivery import HOLD
-from tavi_perception.trials import DROPPED_REASON, FROZEN_REASON
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(

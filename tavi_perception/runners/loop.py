@@ -5,14 +5,14 @@ separate processes over DDS, with a recorder node in this process. The controlle
 delivery system to the target depth using only the published Guidance, waits for stability, then
 retracts the capsule while holding depth; the trial ends one second after the controller declares the
 deployment complete, or after ``--max-duration`` seconds. Trials are randomised by
-:func:`tavi_perception.trials.sample_trial` (anatomy, C-arm view, motion, contrast timing, start
+:func:`tavi_perception.evaluation.trials.sample_trial` (anatomy, C-arm view, motion, contrast timing, start
 position) and may carry an injected fault: frame drops, a frozen image stream, a perception node
 restart, or a start with no contrast yet.
 
 Writes ``<out>/summary.json`` (run settings, summary, every trial's result and spec), ``<out>/depth.png``
 (true depth vs time of every trial with the target band) and the node logs under
 ``<out>/logs/trial_NN/``. ``--json`` prints the summary as one JSON object on the last line.
-Definitions of every figure: :mod:`tavi_perception.trials`.
+Definitions of every figure: :mod:`tavi_perception.evaluation.trials`.
 """
 
 from __future__ import annotations
@@ -29,18 +29,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tavi_perception.inference.engines import file_sha256
-from tavi_perception.ros.demo import case_calibration
-from tavi_perception.ros.loop import (
-    LoopRecorder,
-    NodeProcesses,
-    NodeSpec,
-    add_procedure_arguments,
-    end_procedure,
-    start_procedure,
-)
-from tavi_perception.ros.pipeline import shipped_model_path
-from tavi_perception.trials import (
+from tavi_perception.core.pipeline import shipped_model_path
+from tavi_perception.evaluation.trials import (
     DONE_REASON,
     FAULTS,
     TrialResult,
@@ -50,6 +40,16 @@ from tavi_perception.trials import (
     summarize_trials,
     trial_result,
     unsteered_asymmetry_mm,
+)
+from tavi_perception.inference.engines import file_sha256
+from tavi_perception.ros.recorder import LoopRecorder
+from tavi_perception.runners.demo import case_calibration
+from tavi_perception.runners.processes import (
+    NodeProcesses,
+    NodeSpec,
+    add_procedure_arguments,
+    end_procedure,
+    start_procedure,
 )
 
 SUMMARY_KEYS = ("trials", "success_rate", "depth_error_mm_mean", "depth_error_mm_p95", "moves_while_invalid")

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from tavi_perception.evaluation.metrics import compute_metrics, format_table, json_safe
 from tavi_perception.inference.engines import BACKENDS, create_engine
 from tavi_perception.model.datasets import DatasetError, Sample, load_samples, read_image
-from tavi_perception.model.metrics import compute_metrics, format_table, json_safe
 
 
 def evaluate_model(

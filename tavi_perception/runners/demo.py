@@ -25,15 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from tavi_perception.ros.loop import (
-    LoopRecorder,
-    NodeProcesses,
-    NodeSpec,
-    add_procedure_arguments,
-    end_procedure,
-    start_procedure,
-)
-from tavi_perception.ros.report import (
+from tavi_perception.evaluation.report import (
     plot_depth,
     plot_keypoints,
     plot_latency,
@@ -41,7 +33,15 @@ from tavi_perception.ros.report import (
     write_gif,
     write_report,
 )
-from tavi_perception.trials import DONE_REASON
+from tavi_perception.evaluation.trials import DONE_REASON
+from tavi_perception.ros.recorder import LoopRecorder
+from tavi_perception.runners.processes import (
+    NodeProcesses,
+    NodeSpec,
+    add_procedure_arguments,
+    end_procedure,
+    start_procedure,
+)
 
 SUMMARY_KEYS = (
     "frames",

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tavi_perception.ros.report import CommandRow, GuidanceRow
-from tavi_perception.trials import (
+from tavi_perception.evaluation.report import CommandRow, GuidanceRow
+from tavi_perception.evaluation.trials import (
     DONE_REASON,
     DROPPED_REASON,
     FAULTS,

@@ -1,8 +1,8 @@
-"""Closed-loop runner: node processes over real DDS and a recorder node that keeps what they publish.
+"""Node processes of a closed-loop run: start, watch, stop, and the procedure's start/end sequence.
 
-Used by ``tavi-perception demo`` and the benchmarks. Each node runs as its own process
-(``python -m <module> --ros-args ...``) with its output in a log file; the recorder lives in the
-calling process, in its own rclpy context.
+Used by ``tavi-perception demo``, ``tavi-perception loop`` and the benchmarks. Each node runs as its own
+process (``python -m <module> --ros-args ...``) with its output in a log file; the recorder
+(:mod:`tavi_perception.ros.recorder`) lives in the calling process, in its own rclpy context.
 """
 
 from __future__ import annotations
@@ -17,21 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
-from rclpy.qos import QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
-from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
-
-from tavi_perception.imaging import image_to_numpy
-from tavi_perception.ros.messages import stamp_ns
-from tavi_perception.ros.report import CommandRow, GuidanceRow, KeypointRow
-
-RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+from tavi_perception.ros.recorder import LoopRecorder
 
 
 def add_procedure_arguments(p: argparse.ArgumentParser) -> None:
@@ -112,91 +98,6 @@ class NodeProcesses:
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
-
-
-def guidance_row(msg: Guidance) -> GuidanceRow:
-    return GuidanceRow(
-        stamp_ns=stamp_ns(msg.header.stamp),
-        valid=bool(msg.valid),
-        tracking_state=int(msg.tracking_state),
-        invalid_reason=msg.invalid_reason,
-        catheter_valid=bool(msg.catheter_valid),
-        tip_depth_mm=float(msg.tip_depth_mm),
-        depth_mm=float(msg.depth_mm),
-        depth_source=int(msg.depth_source),
-        stent_valid=bool(msg.stent_valid),
-        stent_mean_depth_mm=float(msg.stent_mean_depth_mm),
-        deployment_fraction=float(msg.deployment_fraction),
-        target_depth_mm=float(msg.target_depth_mm),
-        depth_tolerance_mm=float(msg.depth_tolerance_mm),
-        latency_ms=float(msg.latency_ms),
-        stent_asymmetry_mm=float(msg.stent_asymmetry_mm),
-    )
-
-
-def keypoint_row(msg: KeypointArray, truth: bool) -> KeypointRow:
-    """Positions and presence: visible in the truth (state MEASURED), not LOST in a tracked array."""
-    xy = np.array([[k.x_px, k.y_px] for k in msg.keypoints], dtype=float)
-    states = np.array([k.state for k in msg.keypoints])
-    present = states == 0 if truth else states != 2
-    return KeypointRow(stamp_ns(msg.header.stamp), xy, present)
-
-
-class LoopRecorder:
-    """Subscribes the loop's topics and keeps rows of everything (and every overlay frame) it receives."""
-
-    def __init__(self, name: str = "tavi_loop_recorder", overlay: bool = True) -> None:
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.perceived: list[GuidanceRow] = []
-        self.truth: list[GuidanceRow] = []
-        self.keypoints: list[KeypointRow] = []
-        self.truth_keypoints: list[KeypointRow] = []
-        self.commands: list[CommandRow] = []
-        self.overlays: list[np.ndarray] = []
-        self.perception_diagnostics: dict[str, str] = {}
-        sub = self.node.create_subscription
-        sub(Guidance, "guidance", lambda m: self.perceived.append(guidance_row(m)), RELIABLE)
-        sub(Guidance, "fluoro/ground_truth/guidance", lambda m: self.truth.append(guidance_row(m)), RELIABLE)
-        sub(KeypointArray, "keypoints", lambda m: self.keypoints.append(keypoint_row(m, False)), RELIABLE)
-        sub(
-            KeypointArray,
-            "fluoro/ground_truth/keypoints",
-            lambda m: self.truth_keypoints.append(keypoint_row(m, True)),
-            RELIABLE,
-        )
-        sub(ManipulatorCommand, "manipulator/command", self._on_command, RELIABLE)
-        sub(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
-        if overlay:
-            sub(Image, "overlay", lambda m: self.overlays.append(image_to_numpy(m)), QoSProfile(depth=5))
-
-    def _on_command(self, msg: ManipulatorCommand) -> None:
-        self.commands.append(
-            CommandRow(
-                stamp_ns(msg.header.stamp),
-                float(msg.advance_speed_mm_s),
-                float(msg.retraction_speed_mm_s),
-                float(msg.steer_rate_deg_s),
-                bool(msg.hold),
-                msg.reason,
-            )
-        )
-
-    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
-        for st in msg.status:
-            if st.name.startswith("perception_node"):
-                self.perception_diagnostics = {kv.key: kv.value for kv in st.values}
-
-    def spin_once(self, timeout_s: float) -> None:
-        self.executor.spin_once(timeout_sec=timeout_s)
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
 
 
 def wait_for(

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tavi_perception.ros.report import (
+from tavi_perception.evaluation.report import (
     GuidanceRow,
     KeypointRow,
     plot_depth,

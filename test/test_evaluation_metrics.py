@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
+from tavi_perception.evaluation.metrics import compute_metrics, format_table, json_safe
 from tavi_perception.keypoints import NUM_KEYPOINTS, Kp
-from tavi_perception.model.metrics import compute_metrics, format_table, json_safe
 
 
 def _case():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tavi_perception import cli
-from tavi_perception.tracking.eval import DetectorNoise
+from tavi_perception.evaluation.tracking import DetectorNoise
 
 REQUIRED_KEYS = {
     "jitter_reduction",

@@ -7,7 +7,7 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from tavi_perception.imaging import (
+from tavi_perception.ros.imaging import (
     ENCODINGS,
     ImageConversionError,
     image_to_grey,

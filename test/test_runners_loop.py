@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from ros_graph import run_cli
 
-from tavi_perception.ros.loop_runner import _parser, run_trial
-from tavi_perception.trials import DROPPED_REASON, FROZEN_REASON, TrialSpec
+from tavi_perception.evaluation.trials import DROPPED_REASON, FROZEN_REASON, TrialSpec
+from tavi_perception.runners.loop import _parser, run_trial
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 NS = 1_000_000_000

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tavi_perception.core.pipeline import FrozenImageError, PerceptionPipeline, shipped_model_path
 from tavi_perception.inference import create_engine
-from tavi_perception.ros.pipeline import FrozenImageError, PerceptionPipeline, shipped_model_path
 from tavi_perception.sim import ProcedureSimulator
 
 

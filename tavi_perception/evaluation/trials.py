@@ -1,6 +1,6 @@
 """Closed-loop trials: randomised procedures, injected faults, per-trial outcome and summary (no ROS).
 
-``tavi-perception loop`` (:mod:`tavi_perception.ros.loop_runner`) runs each :class:`TrialSpec` through
+``tavi-perception loop`` (:mod:`tavi_perception.runners.loop`) runs each :class:`TrialSpec` through
 the real ROS 2 graph and hands the rows its recorder kept to :func:`trial_result`; everything here is
 plain Python so the definitions below are tested without a graph.
 
@@ -39,7 +39,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from tavi_perception.ros.report import DEPTH_SOURCE_STENT, STALE_PREFIX, CommandRow, GuidanceRow
+from tavi_perception.evaluation.report import DEPTH_SOURCE_STENT, STALE_PREFIX, CommandRow, GuidanceRow
 from tavi_perception.sim import DeliveryState, ProcedureSimulator, sample_case
 
 FAULTS = ("none", "drops", "frozen", "restart", "no-contrast")
