@@ -85,14 +85,14 @@ def main(argv: list[str] | None = None) -> int:
         estimator.update(i * DT_S, tracked[i], 0.4)
 
     def reset_both() -> None:
-        tracker.reset()
-        estimator.reset()
+        tracker.start_sequence()
+        estimator.start_sequence()
 
     def both(i: int) -> None:
         estimator.update(i * DT_S, tracker.update(i * DT_S, xy[i], vis[i]), 0.4)
 
-    tracker_us = _time_us(track, args.frames, args.repeats, tracker.reset)
-    geometry_us = _time_us(geometry, args.frames, args.repeats, estimator.reset)
+    tracker_us = _time_us(track, args.frames, args.repeats, tracker.start_sequence)
+    geometry_us = _time_us(geometry, args.frames, args.repeats, estimator.start_sequence)
     total_us = _time_us(both, args.frames, args.repeats, reset_both)
 
     filters = []

@@ -19,7 +19,18 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "tavi_perception.runners.loop",
         "closed-loop trials (randomised cases, injected faults) through real ROS 2 nodes",
     ),
-    "bag": ("tavi_perception.ros.bag", "rosbag2 (MCAP/sqlite3) record | play | info"),
+    "run": (
+        "tavi_perception.runners.run",
+        "perception over a recording (DICOM, video, image folder): overlay MP4, CSV, MCAP bag, report",
+    ),
+    "publish": (
+        "tavi_perception.ros.source_node",
+        "publish a recording as sensor_msgs/Image at its frame rate, with its calibration",
+    ),
+    "bag": (
+        "tavi_perception.ros.bag",
+        "rosbag2 (MCAP/sqlite3) record | play | info | convert (a recording into a bag)",
+    ),
     "dataset": ("tavi_perception.sim.dataset", "synthetic fluoroscopy + COCO keypoints + true geometry"),
     "sim-montage": ("tavi_perception.sim.montage", "PNG of simulator renders with the truth drawn"),
     "train": ("tavi_perception.model.train", "train a keypoint network (ours or the baseline); resumable"),

@@ -1,4 +1,4 @@
-"""Metric definitions (DESIGN.md §6) on constructed cases."""
+"""Metric definitions (tavi_perception.evaluation.metrics) on constructed cases."""
 
 from __future__ import annotations
 

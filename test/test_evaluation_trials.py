@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from pathlib import Path
 
@@ -14,8 +15,12 @@ from tavi_perception.evaluation.trials import (
     DROPPED_REASON,
     FAULTS,
     FROZEN_REASON,
+    GRABBER_REPEAT_REASON,
     TrialSpec,
+    corrupted_stamps,
     moves_while_invalid,
+    pedal_pressed,
+    pedal_runs,
     plot_trials,
     sample_trial,
     summarize_trials,
@@ -85,13 +90,32 @@ def test_unknown_fault_is_refused() -> None:
 
 def test_moves_on_invalid_unknown_or_corrupted_guidance_are_counted_and_holds_are_not() -> None:
     perceived = [_row(0.0, -10.0, valid=False, reason="annulus: none"), _row(0.1, -9.0), _row(0.2, -8.0)]
-    truth = [_row(0.0, -10.0), _row(0.1, -9.0), _row(0.2, -8.0, valid=False, reason=FROZEN_REASON)]
+    truth = [_row(0.0, -10.0), _row(0.1, -9.0, valid=False, reason=FROZEN_REASON)]
+    truth.append(_row(0.2, -8.0, valid=False, reason=FROZEN_REASON))
     assert moves_while_invalid([_cmd(0.0), _cmd(0.1, 1.0)], perceived, truth) == 0  # hold, valid move
     assert moves_while_invalid([_cmd(0.0, 0.5)], perceived, truth) == 1  # moved on invalid guidance
     assert moves_while_invalid([_cmd(0.2, 0.5)], perceived, truth) == 1  # valid, but a frozen frame
     assert moves_while_invalid([_cmd(0.5, 0.0, 1.0)], perceived, truth) == 1  # guidance never published
     assert moves_while_invalid([_cmd(0.0, 0.0, 0.0)], perceived, truth) == 0
     assert moves_while_invalid([_cmd(0.0, steer=-0.5)], perceived, truth) == 1  # a steer is a move too
+
+
+def test_the_first_frozen_frame_and_grabber_repeats_are_not_corrupted_but_later_frozen_frames_are() -> None:
+    truth = [
+        _row(0.0, -10.0),
+        _row(0.1, -9.0, valid=False, reason=FROZEN_REASON),  # the last good pixels, one period late
+        _row(0.2, -8.0, valid=False, reason=FROZEN_REASON),
+        _row(0.3, -7.0, valid=False, reason=GRABBER_REPEAT_REASON),
+        _row(0.4, -6.0, valid=False, reason=DROPPED_REASON),
+    ]
+    assert corrupted_stamps(truth) == {round(0.2 * NS), round(0.4 * NS)}
+
+
+def test_repeated_pixels_are_not_counted_as_dropped_frames() -> None:
+    truth = [_row(0.0, -10.0), _row(0.1, -9.0, valid=False, reason=GRABBER_REPEAT_REASON), _row(0.2, -8.0)]
+    perceived = [_row(0.0, -10.0), _row(0.2, -8.0)]
+    assert trial_result(_spec(), DONE_REASON, perceived, truth, []).frames_dropped == 0
+    assert trial_result(_spec(), DONE_REASON, perceived[:1], truth, []).frames_dropped == 1
 
 
 def _procedure(final_depth: float, asym: float = 0.5) -> tuple[list[GuidanceRow], list[CommandRow]]:
@@ -178,3 +202,20 @@ def test_cases_needing_steering_get_their_own_success_rate() -> None:
     assert s["success_rate"] == 0.5 and s["trials_needing_steering"] == 1
     assert s["success_rate_needing_steering"] == 0.0
     assert trial_result(_spec(), DONE_REASON, truth, truth, commands).needs_steering is None
+
+
+def test_pedal_runs_alternate_runs_and_gaps_within_their_ranges_deterministically() -> None:
+    runs = pedal_runs(7, duration_s=300.0)
+    assert runs == pedal_runs(7, duration_s=300.0) and runs != pedal_runs(8, duration_s=300.0)
+    assert runs[0][0] == 0.0 and 6.0 <= runs[0][1] <= 8.0
+    assert all(3.0 <= end - start <= 8.0 for start, end in runs[1:])
+    assert all(2.0 <= b[0] - a[1] <= 20.0 for a, b in itertools.pairwise(runs))
+    assert pedal_pressed(runs, 1.0) and not pedal_pressed(runs, runs[0][1] + 1.0)
+
+
+def test_a_pedal_trial_has_one_aortogram_in_its_first_run_and_a_grabber_trial_its_pulse_rate() -> None:
+    pedal = sample_trial(0, 3, "pedal")
+    assert pedal.contrast_interval_s == 0.0 and pedal.pedal_seed >= 0
+    assert pedal.contrast_first_s + pedal.contrast_plateau_s < pedal_runs(pedal.pedal_seed)[0][1]
+    assert sample_trial(0, 3, "grabber").grabber_pulse_hz == 7.5
+    assert sample_trial(0, 3, "none").pedal_seed < 0 and sample_trial(0, 3, "none").grabber_pulse_hz == 0.0

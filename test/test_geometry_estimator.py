@@ -18,7 +18,7 @@ from tavi_perception.geometry.estimator import (
     TrackingState,
 )
 from tavi_perception.keypoints import Kp
-from tavi_perception.tracking import KeypointState, TrackedKeypoints
+from tavi_perception.tracking import KeypointState, KeypointTracker, TrackedKeypoints
 
 MM_PER_PX = 0.4
 ANATOMY = (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2)
@@ -267,9 +267,17 @@ def test_unusable_scale_invalidates_everything(scale: float) -> None:
     assert not e.valid and "mm_per_px" in e.invalid_reason and "mm_per_px" in e.annulus_reason
 
 
-def test_time_going_backwards_drops_the_binding() -> None:
+def test_time_going_backwards_is_refused_without_a_new_sequence() -> None:
     est = _estimator()
     _bind(est, _scene())
+    with pytest.raises(ValueError, match="start_sequence"):
+        est.update(0.0, _tracked(0.0, _scene(), lost=ANATOMY + STENT), MM_PER_PX)
+
+
+def test_a_new_sequence_drops_the_binding() -> None:
+    est = _estimator()
+    _bind(est, _scene())
+    est.start_sequence()
     e = est.update(0.0, _tracked(0.0, _scene(), lost=ANATOMY + STENT), MM_PER_PX)
     assert not e.annulus_valid and "no pigtail binding" in e.annulus_reason
 
@@ -430,3 +438,165 @@ def test_a_deployment_whose_frame_edges_stay_gone_is_released_back_to_the_tip() 
     assert released.depth_mm == pytest.approx(4.0)
     back = est.update(3.2, _tracked(3.2, xy), MM_PER_PX)  # edges return with the capsule retracted
     assert back.valid and back.depth_source == DepthSource.STENT
+
+
+def _washout(est: GuidanceEstimator, t_s: float, xy: np.ndarray, frames: int = 5) -> float:
+    """Contrast-free frames with PT usable (the binding carried); returns the next time."""
+    for i in range(frames):
+        t = t_s + 0.1 * i
+        assert est.update(t, _tracked(t, xy, lost=ANATOMY + STENT), MM_PER_PX).valid
+    return t_s + 0.1 * frames
+
+
+def _after_gap(t_s: float, xy: np.ndarray, frame: int) -> TrackedKeypoints:
+    """The ``frame``-th frame (0 first) after a gap: every track restarted at the gap."""
+    tracked = _tracked(t_s, xy, lost=ANATOMY + STENT)
+    tracked.hits = np.where(tracked.hits > 0, frame + 1, 0)
+    return tracked
+
+
+def test_annulus_y_sign_points_to_the_ventricle_and_the_contract_alone_rebuilds_the_frame() -> None:
+    e = _estimator().update(0.0, _tracked(0.0, _scene(), lost=STENT), MM_PER_PX)
+    assert e.annulus_y_sign == 1  # x axis +x, STJ above: the ventricle is image +y, x turned by +90°
+    frame = e.annulus_frame()
+    assert frame.to_annulus_mm(_scene()[Kp.CT], MM_PER_PX) == pytest.approx(
+        (e.tip_lateral_mm, e.tip_depth_mm)
+    )
+    flipped = _scene() * np.array([1.0, -1.0])  # mirrored top-down: STJ below the annulus
+    f = _estimator(learned_anchor=False).update(0.0, _tracked(0.0, flipped, lost=STENT), MM_PER_PX)
+    assert f.annulus_y_sign == -1
+    np.testing.assert_allclose(f.annulus_frame().y_axis, (0.0, -1.0), atol=1e-12)
+    assert GuidanceEstimate().annulus_frame() is None
+
+
+def test_depth_std_is_propagated_from_the_depth_point_and_the_annulus_origin() -> None:
+    est = _estimator()
+    tracked = _tracked(0.0, _scene(), lost=STENT)
+    tracked.std_px[[Kp.AA1, Kp.AA2, Kp.CT, Kp.PT]] = (1.0, 2.0, 1.5, 0.8)
+    e = est.update(0.0, tracked, MM_PER_PX)
+    # origin = (AA1 + AA2) / 2: variance (1² + 2²) / 4 per axis; the tip: 1.5²
+    assert e.depth_std_mm == pytest.approx(math.sqrt(1.25 + 2.25) * MM_PER_PX)
+    t = _bind(est, _scene())
+    washed = _tracked(t, _scene(), lost=ANATOMY + STENT)
+    washed.std_px[[Kp.CT, Kp.PT]] = (1.5, 0.8)
+    e = est.update(t, washed, MM_PER_PX)
+    assert e.annulus_source == AnnulusSource.PIGTAIL_BOUND  # origin = PT + offset: PT's variance
+    assert e.depth_std_mm == pytest.approx(math.sqrt(0.8**2 + 1.5**2) * MM_PER_PX)
+    lost = est.update(t + 0.1, _tracked(t + 0.1, _scene(), lost=(*ANATOMY, *STENT, Kp.CT)), MM_PER_PX)
+    assert not lost.valid and math.isnan(lost.depth_std_mm)
+
+
+@pytest.mark.parametrize("gap_s", [0.6, 30.0])
+def test_a_contrast_free_pedal_gap_keeps_the_annulus_and_guidance_returns_within_a_few_frames(
+    gap_s: float,
+) -> None:
+    est = _estimator()
+    t = _washout(est, _bind(est, _scene()), _scene())
+    before = est.update(t, _tracked(t, _scene(), lost=ANATOMY + STENT), MM_PER_PX)
+    est.resume_after_gap(gap_s)
+    t += gap_s
+    after = [est.update(t + 0.1 * i, _after_gap(t + 0.1 * i, _scene(), i), MM_PER_PX) for i in range(5)]
+    assert [e.valid for e in after] == [False, False, True, True, True]  # PT and CT confirmed at 3 hits
+    assert "held over a" in after[0].annulus_reason and not after[0].annulus_valid
+    assert after[2].annulus_source == AnnulusSource.PIGTAIL_BOUND
+    assert (after[2].annulus_origin_x_px, after[2].annulus_origin_y_px) == pytest.approx(
+        (before.annulus_origin_x_px, before.annulus_origin_y_px)
+    )
+    assert after[2].tip_depth_mm == pytest.approx(4.0)
+
+
+def test_a_pigtail_back_far_from_where_it_was_loses_the_held_annulus() -> None:
+    est = _estimator(reattach_tolerance_mm=3.0)
+    t = _washout(est, _bind(est, _scene()), _scene())
+    est.resume_after_gap(5.0)
+    t += 5.0
+    moved = _scene() + np.array([8.0 / MM_PER_PX, 0.0])  # the table moved 8 mm
+    after = [est.update(t + 0.1 * i, _after_gap(t + 0.1 * i, moved, i), MM_PER_PX) for i in range(6)]
+    assert not any(e.valid or e.annulus_valid for e in after)
+    assert "8.0 mm from its positions before the gap" in after[2].annulus_reason
+    assert "no pigtail binding" in after[-1].annulus_reason  # needs contrast
+
+
+def test_the_pigtail_anywhere_on_its_path_before_the_gap_re_attaches_the_annulus() -> None:
+    est = _estimator()
+    t = _bind(est, _scene())
+    for i in range(20):  # the root moves 6 mm up and down with the heart: PT with it
+        shift = np.array([0.0, 6.0 / MM_PER_PX * abs(math.sin(0.3 * i))])
+        est.update(t + 0.1 * i, _tracked(t + 0.1 * i, _scene() + shift, lost=ANATOMY + STENT), MM_PER_PX)
+    est.resume_after_gap(10.0)
+    t += 12.0
+    # back where it was 2 s before the gap: 3.3 mm from its last position, beyond the 3 mm tolerance
+    after = [est.update(t + 0.1 * i, _after_gap(t + 0.1 * i, _scene(), i), MM_PER_PX) for i in range(3)]
+    assert after[2].valid and after[2].tip_depth_mm == pytest.approx(4.0)
+
+
+def test_a_pigtail_not_found_soon_after_the_gap_loses_the_held_annulus() -> None:
+    est = _estimator(reattach_window_s=0.5)
+    t = _washout(est, _bind(est, _scene()), _scene())
+    est.resume_after_gap(3.0)
+    t += 3.0
+    for i in range(7):
+        e = est.update(
+            t + 0.1 * i, _tracked(t + 0.1 * i, _scene(), lost=(*ANATOMY, *STENT, Kp.PT)), MM_PER_PX
+        )
+    assert "not usable within 0.5 s after the gap" in e.annulus_reason
+    e = est.update(t + 0.8, _after_gap(t + 0.8, _scene(), 5), MM_PER_PX)
+    assert not e.annulus_valid and "no pigtail binding" in e.annulus_reason
+
+
+def test_a_gap_longer_than_the_hold_limit_loses_the_annulus() -> None:
+    est = _estimator(annulus_hold_max_s=60.0)
+    t = _washout(est, _bind(est, _scene()), _scene())
+    est.resume_after_gap(61.0)
+    t += 61.0
+    e = [est.update(t + 0.1 * i, _after_gap(t + 0.1 * i, _scene(), i), MM_PER_PX) for i in range(4)][-1]
+    assert not e.annulus_valid and "annulus_hold_max_s" in e.annulus_reason
+
+
+def test_invalidating_the_annulus_loses_it_until_the_next_contrast() -> None:
+    est = _estimator()
+    t = _washout(est, _bind(est, _scene()), _scene())
+    est.invalidate_annulus("C-arm angle changed")
+    e = est.update(t, _tracked(t, _scene(), lost=ANATOMY + STENT), MM_PER_PX)
+    assert not e.valid and "no pigtail binding (C-arm angle changed)" in e.annulus_reason
+    again = est.update(t + 0.1, _tracked(t + 0.1, _scene(), lost=STENT), MM_PER_PX)
+    assert again.valid and again.annulus_source == AnnulusSource.CONTRAST
+
+
+def test_a_pedal_gap_through_the_real_tracker_re_attaches_the_annulus() -> None:
+    tracker, est = KeypointTracker(), _estimator()
+    vis = np.ones(11)
+    t = 0.0
+    for i in range(40):  # 10 frames of contrast, then washout
+        if i == 10:
+            vis[list(ANATOMY)] = 0.0
+        vis[list(STENT)] = 0.0
+        t = 0.1 * i
+        e = est.update(t, tracker.update(t, _scene(), vis), MM_PER_PX)
+    assert e.valid and e.annulus_source == AnnulusSource.PIGTAIL_BOUND
+    tracker.resume_after_gap(5.0)
+    est.resume_after_gap(5.0)
+    valid = []
+    for i in range(10):
+        t2 = t + 5.0 + 0.1 * i
+        valid.append(est.update(t2, tracker.update(t2, _scene(), vis), MM_PER_PX).valid)
+    assert valid == [False, False] + [True] * 8
+
+
+def test_a_scale_change_between_frames_loses_the_annulus() -> None:
+    est = _estimator()
+    t = _washout(est, _bind(est, _scene()), _scene())
+    e = est.update(t, _tracked(t, _scene(), lost=ANATOMY + STENT), 0.3)  # zoomed in: another field size
+    assert not e.valid and "scale changed from 0.4 to 0.3 mm/px" in e.annulus_reason
+
+
+def test_a_pedal_gap_during_deployment_does_not_release_the_deployment_latch() -> None:
+    est = _estimator(cp_cd_closed_mm=36.0, deployment_start_mm=1.0, deployment_release_s=3.0)
+    xy = _scene()
+    xy[Kp.CD] += (0, -5 / MM_PER_PX)  # 5 mm retracted, frame edges in view: deployment latches
+    assert est.update(0.0, _tracked(0.0, xy), MM_PER_PX).depth_source == DepthSource.STENT
+    est.resume_after_gap(20.0)
+    young_edges = _tracked(20.0, xy, young=STENT)  # the frame-edge tracks restart after the gap
+    e = est.update(20.0, young_edges, MM_PER_PX)
+    assert not e.valid and e.invalid_reason.startswith("stent:") and "latch released" not in e.stent_reason
+    assert est.update(20.1, _tracked(20.1, xy), MM_PER_PX).depth_source == DepthSource.STENT

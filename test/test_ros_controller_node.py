@@ -1,8 +1,12 @@
-"""controller_node over real DDS: holds without guidance, acts on valid guidance, holds when it stops."""
+"""controller_node over real DDS: a lifecycle node that commands nothing until active; holds without
+guidance, acts on valid guidance, holds when it stops."""
 
 from __future__ import annotations
 
 import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import State, Transition
+from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
@@ -78,3 +82,50 @@ def test_controller_node_accepts_a_run_time_limit_change_and_rejects_a_read_only
         assert set_param("max_advance_speed_mm_s", 1.0)
         assert not set_param("max_advance_speed_mm_s", 500.0)
         assert not set_param("rate_hz", 10.0)
+
+
+def _transition(probe: Probe, transition_id: int) -> None:
+    client = probe.node.create_client(ChangeState, "controller_node/change_state")
+    assert probe.spin_until(client.service_is_ready), "no change_state service"
+    future = client.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+    assert probe.spin_until(future.done) and future.result().success, f"transition {transition_id} failed"
+
+
+def test_an_inactive_controller_commands_nothing_while_guidance_arrives_and_commands_once_active() -> None:
+    with Probe() as probe:
+        probe.start(MODULE, ["-p", "autostart:=false", "-p", "rate_hz:=50.0"])
+        commands = probe.collect(ManipulatorCommand, "manipulator/command")
+        diagnostics = probe.collect(DiagnosticArray, "/diagnostics")
+        pub = probe.node.create_publisher(Guidance, "guidance", 10)
+        probe.node.create_timer(1 / 30, lambda: pub.publish(_guidance(-3.0)))
+
+        get_state = probe.node.create_client(GetState, "controller_node/get_state")
+        assert probe.spin_until(get_state.service_is_ready), "no get_state service: not a lifecycle node"
+        future = get_state.call_async(GetState.Request())
+        assert probe.spin_until(future.done)
+        assert future.result().current_state.id == State.PRIMARY_STATE_UNCONFIGURED
+
+        _transition(probe, Transition.TRANSITION_CONFIGURE)
+        assert probe.wait_matched("manipulator/command"), "the configured controller has no command publisher"
+
+        def inactive_reports() -> int:
+            return sum(
+                d.status[0].message == "inactive"
+                for d in diagnostics
+                if d.status[0].name.startswith("controller")
+            )
+
+        # a report of the configured, inactive node (its first comes a second after configure), while
+        # guidance has been arriving at 30 Hz
+        assert probe.spin_until(lambda: inactive_reports() >= 1, 30), "no diagnostics from the inactive node"
+        assert pub.get_subscription_count() == 0, "an inactive controller listens to guidance"
+        assert commands == [], "an inactive controller commanded the manipulator"
+
+        _transition(probe, Transition.TRANSITION_ACTIVATE)
+        assert probe.spin_until(lambda: bool(commands) and commands[-1].advance_speed_mm_s > 0.0), (
+            "the activated controller never advanced on valid guidance"
+        )
+
+        _transition(probe, Transition.TRANSITION_DEACTIVATE)
+        assert probe.spin_until(lambda: commands[-1].reason == "controller deactivated")
+        assert commands[-1].hold and commands[-1].advance_speed_mm_s == 0.0

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
 from tavi_perception.ros.imaging import (
     ENCODINGS,
     ImageConversionError,
+    compressed_to_grey,
+    grey_to_compressed,
     image_to_grey,
     image_to_numpy,
     numpy_to_image,
@@ -98,7 +101,7 @@ def test_last_row_without_padding_is_accepted() -> None:
 def _malformed(kind: str) -> Image:
     msg = numpy_to_image(_sample("mono16"), "mono16")
     if kind == "unknown encoding":
-        msg.encoding = "yuv422"
+        msg.encoding = "bayer_rggb8"
     elif kind == "zero width":
         msg.width = 0
     elif kind == "zero height":
@@ -140,3 +143,47 @@ def test_malformed_message_raises_one_error_type_with_reason(kind: str, reason: 
 def test_reverse_conversion_rejects_mismatched_arrays(array: np.ndarray, encoding: str, reason: str) -> None:
     with pytest.raises(ImageConversionError, match=reason):
         numpy_to_image(array, encoding)
+
+
+@pytest.mark.parametrize(
+    ("encoding", "luma_byte"), [("yuv422", 1), ("uyvy", 1), ("yuv422_yuy2", 0), ("yuyv", 0)]
+)
+def test_yuv422_frame_grabber_encodings_convert_to_their_luma(encoding: str, luma_byte: int) -> None:
+    luma = RNG.integers(0, 256, size=(6, 8), dtype=np.uint8)
+    chroma = np.full((6, 8), 128, np.uint8)  # U and V alternate in the other byte; they must not leak in
+    chroma[:, ::2] = 30
+    pairs = np.stack([luma, chroma] if luma_byte == 0 else [chroma, luma], axis=2)
+    grey = image_to_grey(_raw_message(pairs, encoding, pad=3))
+    assert grey.dtype == np.uint8 and grey.shape == (6, 8)
+    np.testing.assert_array_equal(grey, luma)
+
+
+@pytest.mark.parametrize(
+    ("fmt", "dtype"),
+    [("png", np.uint8), ("png", np.uint16), ("jpeg", np.uint8)],
+    ids=["png8", "png16", "jpeg"],
+)
+def test_compressed_images_decode_to_grey_keeping_16_bit(fmt: str, dtype: type) -> None:
+    y, x = np.mgrid[0:48, 0:64]
+    image = ((x * 3 + y * 2) * (np.iinfo(dtype).max / 250)).astype(dtype)
+    grey = compressed_to_grey(grey_to_compressed(image, fmt))
+    assert grey.dtype == dtype and grey.shape == image.shape
+    tolerance = 0 if fmt == "png" else 8  # jpeg is lossy
+    assert np.max(np.abs(grey.astype(np.int64) - image)) <= tolerance
+
+
+def test_colour_compressed_images_convert_to_luma() -> None:
+    bgr = np.zeros((16, 16, 3), np.uint8)
+    bgr[..., 1] = 200  # pure green
+    msg = CompressedImage(format="bgr8; png compressed", data=cv2.imencode(".png", bgr)[1].tobytes())
+    assert int(compressed_to_grey(msg)[0, 0]) == round(0.587 * 200)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"", "no data"), (b"\x89PNG\r\n\x1a\n truncated", "cannot decode")],
+    ids=["empty", "corrupt"],
+)
+def test_undecodable_compressed_images_raise_with_the_reason(data: bytes, reason: str) -> None:
+    with pytest.raises(ImageConversionError, match=reason):
+        compressed_to_grey(CompressedImage(format="png", data=data))

@@ -41,6 +41,10 @@ def _guidance() -> Guidance:
     msg.depth_mm, msg.target_depth_mm = 3.75, 4.0
     msg.depth_error_mm = -0.25
     msg.latency_ms = 6.5
+    msg.annulus_y_sign = -1
+    msg.depth_std_mm = 0.31
+    msg.calibrated = True
+    msg.calibration_source = "parameter mm_per_px"
     return msg
 
 
@@ -63,6 +67,7 @@ def test_guidance_message_crosses_processes_unchanged() -> None:
         assert received[0] == sent
         assert received[0].header.stamp.nanosec == 123_456_789
         assert received[0].stent_reason == "FE1 not visible"
+        assert received[0].annulus_y_sign == -1 and received[0].calibration_source == "parameter mm_per_px"
     finally:
         executor.shutdown()
         node.destroy_node()

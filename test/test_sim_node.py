@@ -1,53 +1,79 @@
-"""simulator_node over real DDS: rate and stamps, ground truth matching each image, manipulator drive,
-parameter validation; plus its pure message builders."""
+"""simulator_node over real DDS: frames on the node clock (/clock), ground truth matching each image,
+manipulator drive, parameter validation; plus its pure message builders."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
+from lifecycle_msgs.msg import Transition
+from lifecycle_msgs.srv import ChangeState
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from ros_graph import NodeProcess, Probe
+from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
 
 from tavi_perception.keypoints import KEYPOINT_NAMES, Kp
 from tavi_perception.ros.imaging import image_to_numpy
-from tavi_perception.ros.messages import stamp_ns, stamp_to_s
+from tavi_perception.ros.messages import s_to_stamp, stamp_ns
 from tavi_perception.ros.params import ParameterError
 from tavi_perception.ros.simulator_node import command_schedule, frame_fault, truth_guidance, truth_keypoints
 from tavi_perception.sim import DeliveryState, ProcedureSimulator
 
 MODULE = "tavi_perception.ros.simulator_node"
 RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+NS = 1_000_000_000
 
 
 @pytest.mark.ros
-def test_node_publishes_at_rate_with_ground_truth_matching_each_image() -> None:
-    with Probe("sim_rate_probe") as probe:
+def test_node_follows_the_clock_one_frame_per_period_with_ground_truth_matching_each_image() -> None:
+    # use_sim_time: the probe owns /clock and advances it by 1/fps only once the previous frame arrived,
+    # so every frame's stamp is known exactly, whatever the load of the machine
+    with Probe("sim_clock_probe") as probe:
         images = probe.collect(Image, "fluoro/image", RELIABLE)
         keypoints = probe.collect(KeypointArray, "fluoro/ground_truth/keypoints", RELIABLE)
         truth = probe.collect(Guidance, "fluoro/ground_truth/guidance", RELIABLE)
         diagnostics = probe.collect(DiagnosticArray, "/diagnostics", RELIABLE)
-        probe.start(MODULE, ["-p", "fps:=10.0", "-p", "image_size:=256", "-p", "frame_id:=fluoro_test"])
-        assert probe.spin_until(
-            lambda: len(images) >= 25 and len(truth) >= 20 and len(keypoints) >= 20 and len(diagnostics) >= 2,
-            60,
+        clock = probe.node.create_publisher(Clock, "/clock", 10)
+        probe.start(
+            MODULE,
+            [
+                "-p",
+                "use_sim_time:=true",
+                "-p",
+                "fps:=10.0",
+                "-p",
+                "image_size:=256",
+                "-p",
+                "frame_id:=fluoro_test",
+            ],
         )
+        assert probe.wait_matched("fluoro/image") and probe.wait_matched("fluoro/ground_truth/guidance")
+        assert probe.spin_until(lambda: clock.get_subscription_count() > 0)
+        sent_ns: list[int] = []
+        while len(images) < 20 and len(sent_ns) < 60:
+            t_ns = NS + len(sent_ns) * NS // 10  # 1.0 s, 1.1 s, ... of clock time
+            clock.publish(Clock(clock=s_to_stamp(t_ns * 1e-9)))
+            sent_ns.append(t_ns)
+            # until the first frame (the frame timer may start after the first steps) a short wait
+            arrived = lambda t=t_ns: bool(images) and stamp_ns(images[-1].header.stamp) == t  # noqa: E731
+            probe.spin_until(arrived, 10.0 if images else 0.5)
+        assert probe.spin_until(
+            lambda: len(truth) == len(images) and len(keypoints) == len(images) and diagnostics
+        )
+        stamps = [stamp_ns(m.header.stamp) for m in images]
+        # once frames flow: exactly one frame per clock step, stamped with it
+        assert len(stamps) >= 20 and stamps == sent_ns[-len(stamps) :]
         report = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-        assert diagnostics[-1].status[0].name.startswith("simulator_node") and float(report["rate_hz"]) > 0
+        assert diagnostics[-1].status[0].name.startswith("simulator_node") and int(report["frames"]) > 0
         image = images[3]
         assert image.encoding == "mono8" and (image.width, image.height) == (256, 256)
         assert image.header.frame_id == "fluoro_test"
         assert image_to_numpy(image).shape == (256, 256)
-        stamps = [stamp_to_s(m.header.stamp) for m in images]
-        assert np.all(np.diff(stamps) > 0)
-        assert np.median(np.diff(stamps)) == pytest.approx(0.1, rel=0.2)
-        by_stamp = {stamp_ns(m.header.stamp): m for m in images}
-        for kp, g in zip(keypoints[:20], truth[:20], strict=True):
-            assert stamp_ns(kp.header.stamp) in by_stamp and kp.header == g.header
-            assert kp.header.frame_id == "fluoro_test"
+        for img, kp, g in zip(images, keypoints, truth, strict=True):
+            assert kp.header == g.header == img.header
             assert [k.name for k in kp.keypoints] == list(KEYPOINT_NAMES)
             assert all(
                 k.state in (0, 2) and k.visibility == (1.0 if k.state == 0 else 0.0) for k in kp.keypoints
@@ -90,6 +116,28 @@ def test_command_drive_follows_the_manipulator_and_holds_without_commands() -> N
         assert all(g.annulus_source == Guidance.ANNULUS_PIGTAIL_BOUND for g in truth)  # no contrast
         assert all(kp.keypoints[Kp.AA1].state == 2 for kp in keypoints)
         assert all(g.depth_source == Guidance.DEPTH_SOURCE_TIP and g.deployment_fraction == 0 for g in truth)
+
+
+@pytest.mark.ros
+def test_without_autostart_no_frame_is_published_until_the_node_is_activated() -> None:
+    with Probe("sim_lifecycle_probe") as probe:
+        images = probe.collect(Image, "fluoro/image", RELIABLE)
+        diagnostics = probe.collect(DiagnosticArray, "/diagnostics", RELIABLE)
+        probe.start(MODULE, ["-p", "autostart:=false", "-p", "fps:=15.0", "-p", "image_size:=128"])
+        change = probe.node.create_client(ChangeState, "simulator_node/change_state")
+        assert probe.spin_until(change.service_is_ready, 60), "no change_state service: not a lifecycle node"
+
+        def transition(transition_id: int) -> None:
+            future = change.call_async(ChangeState.Request(transition=Transition(id=transition_id)))
+            assert probe.spin_until(future.done) and future.result().success
+
+        transition(Transition.TRANSITION_CONFIGURE)
+        assert probe.wait_matched("fluoro/image")
+        inactive = lambda: sum(d.status[0].message == "inactive" for d in diagnostics)  # noqa: E731
+        assert probe.spin_until(lambda: inactive() >= 1, 30)  # a second after configure, still inactive
+        assert images == [], "an inactive simulator published frames"
+        transition(Transition.TRANSITION_ACTIVATE)
+        assert probe.spin_until(lambda: len(images) >= 3, 30), "the activated simulator publishes no frames"
 
 
 @pytest.mark.ros
@@ -140,3 +188,11 @@ def test_frame_fault_freezes_inside_the_window_and_drops_by_the_draw() -> None:
     assert frame_fault(0.0, 0.19, 0.2, **never) == "dropped"
     assert frame_fault(0.0, 0.2, 0.2, **never) == ""
     assert frame_fault(0.0, 0.0, 0.0, **never) == ""  # probability 0 never drops
+
+
+def test_frame_fault_repeats_between_grabber_pulses_and_sends_nothing_with_the_pedal_released() -> None:
+    quiet = {"drop_draw": 0.5, "drop_probability": 0.0, "freeze_start_s": -1.0, "freeze_duration_s": 0.0}
+    assert frame_fault(1.0, **quiet, new_pulse=False) == "repeat"
+    assert frame_fault(1.0, **quiet, new_pulse=True) == ""
+    assert frame_fault(1.0, **quiet, pedal_pressed=False) == "pedal"
+    assert frame_fault(1.0, **quiet, new_pulse=False, pedal_pressed=False) == "pedal"

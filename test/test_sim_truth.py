@@ -9,6 +9,7 @@ import pytest
 
 from tavi_perception.geometry.deviations import stent_deviation
 from tavi_perception.geometry.frames import annulus_frame_from_keypoints
+from tavi_perception.guidance import DepthSource
 from tavi_perception.keypoints import FLIP_PERMUTATION, GROUP_MEMBERS, Group, Kp
 from tavi_perception.sim import (
     CArmView,
@@ -135,6 +136,20 @@ def test_truth_uses_the_perception_geometry(timeline: ProcedureSimulator) -> Non
     assert truth.stent_mean_depth_mm == pytest.approx(stent.mean_depth_mm)
     assert truth.deployment_fraction == pytest.approx(frame.state.retraction_mm / truth.frame_height_mm)
     assert truth.mm_per_px == frame.mm_per_px == timeline.scene.projector.mm_per_px
+
+
+def test_truth_is_the_guidance_contract_with_every_block_valid(timeline: ProcedureSimulator) -> None:
+    for t in (0.1, 0.9 * timeline.scenario.duration_s):
+        frame = timeline.frame_at(t)
+        truth = frame.truth
+        assert truth.valid and truth.annulus_valid and truth.catheter_valid and truth.stent_valid
+        assert truth.extraction_valid and truth.calibrated and truth.depth_std_mm == 0.0
+        exact = annulus_frame_from_keypoints(frame.keypoints_px)
+        assert truth.annulus_y_sign == exact.y_sign
+        np.testing.assert_allclose(truth.annulus.y_axis, exact.y_axis, atol=1e-12)
+        deployed = frame.state.retraction_mm > 0
+        assert truth.depth_source == (DepthSource.STENT if deployed else DepthSource.TIP)
+        assert truth.depth_mm == (truth.stent_mean_depth_mm if deployed else truth.tip_depth_mm)
 
 
 def test_annulus_frame_points_to_the_ventricle(timeline: ProcedureSimulator) -> None:

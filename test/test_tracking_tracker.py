@@ -99,9 +99,16 @@ def test_coasting_prediction_follows_the_velocity_and_grows_the_uncertainty() ->
     assert out.std_px[Kp.CT] > std_measured
 
 
-def test_time_going_backwards_resets_instead_of_diverging() -> None:
+def test_time_going_backwards_is_refused_without_a_new_sequence() -> None:
+    tracker = _warm_tracker(_scene())
+    with pytest.raises(ValueError, match="start_sequence"):
+        tracker.update(0.1, _scene(), _all_visible())
+
+
+def test_a_new_sequence_restarts_every_track_and_reports_the_reset() -> None:
     xy = _scene()
     tracker = _warm_tracker(xy)
+    tracker.start_sequence()
     later = xy + 5.0
     out = tracker.update(0.1, later, _all_visible())  # a bag replay looped back
     assert out.reset
@@ -109,13 +116,26 @@ def test_time_going_backwards_resets_instead_of_diverging() -> None:
     np.testing.assert_allclose(out.xy_px, later)
     assert (out.velocity_px_s == 0).all()
     assert np.isfinite(out.std_px).all()
+    assert not tracker.update(0.1 + DT, later, _all_visible()).reset
 
 
-def test_gap_longer_than_the_coasting_limit_resets() -> None:
+def test_resuming_after_a_gap_restarts_the_tracks_at_their_detections() -> None:
+    xy = _scene()
+    tracker = _warm_tracker(xy)
+    tracker.resume_after_gap(30.0)
+    out = tracker.update(19 * DT + 30.0, xy + 40.0, _all_visible())
+    assert out.reset
+    assert (out.hits == 1).all()
+    np.testing.assert_allclose(out.xy_px, xy + 40.0)
+    np.testing.assert_allclose(out.std_px, TrackerParams().measurement_std_px)  # no 30 s of growth
+
+
+def test_an_unannounced_gap_beyond_the_coasting_limit_restarts_the_tracks_without_reset() -> None:
     xy = _scene()
     tracker = _warm_tracker(xy, params=TrackerParams(max_coast_s=0.5))
     out = tracker.update(19 * DT + 0.8, xy + 40.0, _all_visible())
-    assert out.reset
+    assert not out.reset
+    assert (out.hits == 1).all()
     np.testing.assert_allclose(out.xy_px, xy + 40.0)
 
 
@@ -282,3 +302,9 @@ def test_shared_motion_noise_rises_in_motion_and_falls_back_when_still() -> None
     for i in range(30, 60):
         tracker.update(i * DT, _scene() + 400.0 * (11 * DT) ** 2, _all_visible())
     assert tracker.common_process_noise_px2_s3 < 2 * floor
+
+
+@pytest.mark.parametrize("gap_s", [-0.1, float("inf"), float("nan")])
+def test_a_gap_that_is_not_a_finite_duration_is_refused(gap_s: float) -> None:
+    with pytest.raises(ValueError, match="gap_s"):
+        KeypointTracker().resume_after_gap(gap_s)

@@ -28,6 +28,8 @@ import math
 from dataclasses import dataclass, fields
 from enum import StrEnum
 
+from tavi_perception.guidance import GuidanceEstimate
+
 
 class Phase(StrEnum):
     """Where the controller is in the implantation."""
@@ -70,19 +72,16 @@ def _positive(value: float) -> bool:
     return math.isfinite(value) and value > 0.0
 
 
-@dataclass(frozen=True)
-class GuidanceSample:
-    """The Guidance fields the controller acts on, with the time it was received."""
+@dataclass(kw_only=True)
+class GuidanceSample(GuidanceEstimate):
+    """A guidance as the controller received it: the contract with its stamp and receipt time.
+
+    The controller acts on ``valid``, ``invalid_reason``, ``depth_error_mm``, ``depth_tolerance_mm``,
+    ``extraction_valid``, ``deployment_fraction`` and ``delivery_tilt_deg`` (NaN = unknown: no steering).
+    """
 
     received_s: float  # [s] receipt time on the controller's (monotonic) clock
     stamp_s: float  # [s] the guidance header stamp (image acquisition time)
-    valid: bool
-    invalid_reason: str
-    depth_error_mm: float  # [mm] depth - target
-    depth_tolerance_mm: float  # [mm] half-width of the band around the target
-    extraction_valid: bool
-    deployment_fraction: float  # [1] 0..1
-    delivery_tilt_deg: float = math.nan  # [deg] delivery axis against the annulus y axis; NaN = unknown
 
 
 @dataclass(frozen=True)

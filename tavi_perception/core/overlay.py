@@ -12,8 +12,8 @@ import math
 import cv2
 import numpy as np
 
-from tavi_perception.geometry.estimator import GuidanceEstimate
-from tavi_perception.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, Kp
+from tavi_perception.guidance import GuidanceEstimate
+from tavi_perception.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 from tavi_perception.tracking import KeypointState, TrackedKeypoints
 
 # BGR colours
@@ -39,10 +39,8 @@ def to_bgr8(image: np.ndarray) -> np.ndarray:
 
 
 class OverlayRenderer:
-    """Draws overlays; remembers which side of the annulus the ventricle is on (:meth:`_ventricle_sign`)."""
-
-    def __init__(self) -> None:
-        self._sign = 0.0  # y axis = sign * (-x_y, x_x); 0 until the STJ has been seen
+    """Draws overlays from the tracked keypoints and the Guidance contract alone (as a viewer apart from
+    perception would, from the KeypointArray and Guidance messages)."""
 
     def render(self, image: np.ndarray, tracked: TrackedKeypoints, estimate: GuidanceEstimate) -> np.ndarray:
         """The overlay for one frame (a new BGR uint8 array of the frame's size)."""
@@ -61,46 +59,13 @@ class OverlayRenderer:
             label_at = (centre[0] + radius + 2, centre[1] - radius)
             cv2.putText(canvas, KEYPOINT_NAMES[i], label_at, _FONT, 0.45 * text_scale, colour, 1, cv2.LINE_AA)
         if estimate.annulus_valid:
-            self._draw_annulus(canvas, tracked, estimate, thickness)
+            _draw_annulus(canvas, estimate, thickness)
         text = self._status(estimate)
         cv2.rectangle(canvas, (0, 0), (w, round(30 * text_scale)), (0, 0, 0), -1)
         colour = _WHITE if estimate.valid else _RED
         origin = (6, round(21 * text_scale))
         cv2.putText(canvas, text, origin, _FONT, 0.55 * text_scale, colour, max(1, thickness), cv2.LINE_AA)
         return canvas
-
-    def _draw_annulus(
-        self, canvas: np.ndarray, tracked: TrackedKeypoints, est: GuidanceEstimate, thickness: int
-    ) -> None:
-        angle = math.radians(est.annulus_angle_deg)
-        x_axis = np.array([math.cos(angle), math.sin(angle)])
-        origin = np.array([est.annulus_origin_x_px, est.annulus_origin_y_px])
-        half_px = 0.5 * est.annulus_diameter_mm / est.mm_per_px
-        a, b = origin - half_px * x_axis, origin + half_px * x_axis
-        cv2.line(canvas, _pt(a), _pt(b), _BLUE, thickness + 1, cv2.LINE_AA)
-        sign = self._ventricle_sign(tracked, origin, x_axis)
-        if sign == 0.0 or not math.isfinite(est.target_depth_mm):
-            return
-        y_axis = sign * np.array([-x_axis[1], x_axis[0]])
-        for depth_mm in (
-            est.target_depth_mm - est.depth_tolerance_mm,
-            est.target_depth_mm + est.depth_tolerance_mm,
-        ):
-            shift = y_axis * depth_mm / est.mm_per_px
-            cv2.line(canvas, _pt(a + shift), _pt(b + shift), _CYAN, 1, cv2.LINE_AA)
-
-    def _ventricle_sign(self, tracked: TrackedKeypoints, origin: np.ndarray, x_axis: np.ndarray) -> float:
-        """Which perpendicular of the annulus axis points to the ventricle: away from the STJ midpoint.
-
-        Updated whenever both STJ points are measured; the annulus orientation is held while it is
-        carried by the pigtail, so the remembered side stays right until the next contrast.
-        """
-        if all(tracked.state[k] == KeypointState.MEASURED for k in (Kp.STJ1, Kp.STJ2)):
-            stj_mid = 0.5 * (tracked.xy_px[Kp.STJ1] + tracked.xy_px[Kp.STJ2])
-            side = float((stj_mid - origin) @ np.array([-x_axis[1], x_axis[0]]))
-            if abs(side) > 1e-6:
-                self._sign = -math.copysign(1.0, side)
-        return self._sign
 
     @staticmethod
     def _status(est: GuidanceEstimate) -> str:
@@ -111,6 +76,24 @@ class OverlayRenderer:
         deployed = 100 * np.nan_to_num(est.deployment_fraction)
         depth = f"{source} {est.depth_mm:+.1f} mm  err {est.depth_error_mm:+.1f}"
         return f"{depth}  {annulus}  deployed {deployed:.0f}%"
+
+
+def _draw_annulus(canvas: np.ndarray, est: GuidanceEstimate, thickness: int) -> None:
+    """The annulus axis (AA1 -> AA2, one diameter long) and the target band on the ventricular side."""
+    frame = est.annulus_frame()
+    if frame is None:
+        return
+    half_px = 0.5 * est.annulus_diameter_mm / est.mm_per_px
+    a, b = frame.origin_px - half_px * frame.x_axis, frame.origin_px + half_px * frame.x_axis
+    cv2.line(canvas, _pt(a), _pt(b), _BLUE, thickness + 1, cv2.LINE_AA)
+    if not math.isfinite(est.target_depth_mm):
+        return
+    for depth_mm in (
+        est.target_depth_mm - est.depth_tolerance_mm,
+        est.target_depth_mm + est.depth_tolerance_mm,
+    ):
+        shift = frame.y_axis * depth_mm / est.mm_per_px
+        cv2.line(canvas, _pt(a + shift), _pt(b + shift), _CYAN, 1, cv2.LINE_AA)
 
 
 def _pt(xy: np.ndarray) -> tuple[int, int]:

@@ -3,7 +3,7 @@
 Every frame goes through the inference engine exactly as the perception node runs it (the same
 pre-processing, graph and post-processing), so the figures are those of the shipped pipeline.
 ``--baseline`` evaluates a second model in the same run and prints both side by side. The metric
-definitions are in ``model.metrics`` (DESIGN.md §6). With ``--json`` the last line of the output is
+definitions are in :mod:`tavi_perception.evaluation.metrics`. With ``--json`` the last line of the output is
 one JSON object: the overall figures of ``--model`` (precision, recall, f1, mean_error_px, loc_acc_5px,
 loc_acc_5pct, tp, fp, fn), ``frames``, ``groups``, ``keypoints``, and ``baseline`` when given.
 """

@@ -1,4 +1,4 @@
-"""Detection and localisation metrics (DESIGN.md §6), overall, per group and per keypoint.
+"""Detection and localisation metrics (defined below), overall, per group and per keypoint.
 
 Per frame and keypoint: TP = present in the ground truth and predicted present (visibility >= threshold),
 FN = ground truth only, FP = prediction only (both absent counts nowhere). Precision, recall and F1 from

@@ -30,32 +30,21 @@ from pathlib import Path
 
 import numpy as np
 
+from tavi_perception.guidance import DepthSource, GuidanceEstimate, TrackingState
 from tavi_perception.keypoints import KEYPOINT_NAMES, Kp
 
-TRACKING_OK = 0
-DEPTH_SOURCE_STENT = 2  # the truth reports the stent depth once the capsule retraction started
+DEPTH_SOURCE_STENT = (
+    DepthSource.STENT
+)  # the truth reports the stent depth once the capsule retraction started
 STALE_PREFIX = "stale frame"
 
 
-@dataclass(frozen=True)
-class GuidanceRow:
-    """The fields of one tavi_msgs/Guidance the report uses."""
+@dataclass(kw_only=True)
+class GuidanceRow(GuidanceEstimate):
+    """One tavi_msgs/Guidance as the recorder kept it: the contract, its header stamp and latency."""
 
-    stamp_ns: int
-    valid: bool
-    tracking_state: int
-    invalid_reason: str
-    catheter_valid: bool
-    tip_depth_mm: float
-    depth_mm: float
-    depth_source: int
-    stent_valid: bool
-    stent_mean_depth_mm: float
-    deployment_fraction: float
-    target_depth_mm: float
-    depth_tolerance_mm: float
-    latency_ms: float
-    stent_asymmetry_mm: float = math.nan
+    stamp_ns: int  # header stamp [ns]
+    latency_ms: float = math.nan  # [ms] image stamp to publication, as the node measured it
 
 
 @dataclass(frozen=True)
@@ -116,7 +105,9 @@ def summarize(perceived: Sequence[GuidanceRow], truth: Sequence[GuidanceRow]) ->
         "processed": n,
         "startup_frames": len(startup),
         "dropped": len(set(truth_by_stamp) - processed_stamps - set(startup)),
-        "tracking_ok_fraction": sum(p.tracking_state == TRACKING_OK for p in processed) / n if n else None,
+        "tracking_ok_fraction": sum(p.tracking_state == TrackingState.OK for p in processed) / n
+        if n
+        else None,
         "valid_fraction": sum(p.valid for p in processed) / n if n else None,
         "depth_error_mm_mean": _stat(tip_errors),
         "depth_error_mm_p95": _stat(tip_errors, 95),

@@ -41,15 +41,17 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from tavi_perception.core.calibration import Calibration
+from tavi_perception.core.pipeline import FrameResult, PerceptionPipeline
 from tavi_perception.geometry.estimator import (
     AnnulusSource,
     DepthSource,
     GeometryParams,
     GuidanceEstimate,
-    GuidanceEstimator,
 )
+from tavi_perception.inference.engines import Detections
 from tavi_perception.keypoints import NUM_KEYPOINTS, Kp
-from tavi_perception.tracking.tracker import KeypointState, KeypointTracker, TrackerParams
+from tavi_perception.tracking.tracker import KeypointState, TrackerParams
 
 if TYPE_CHECKING:
     from tavi_perception.inference.engines import InferenceEngine
@@ -132,25 +134,28 @@ def run_case(
     tracker_params: TrackerParams,
     engine: InferenceEngine | None = None,
     still: bool = False,
+    renderer: str = "stylised",
 ) -> CaseRecord:
     """Simulate one case's timeline and run tracker + geometry on it.
 
     ``engine``: detections from this inference engine on rendered frames instead of the noisy truth;
-    ``still``: the case with its cardiac and respiratory motion switched off.
+    ``still``: the case with its cardiac and respiratory motion switched off; ``renderer``: ``stylised``
+    or ``ct`` (the same case seed in the chest CT, docs/ct_renderer.md).
     """
-    from tavi_perception.sim import ProcedureSimulator, sample_case
+    from tavi_perception.sim.ct.simulator import create_simulator, simulation_case
     from tavi_perception.sim.simulator import true_geometry, visibility
 
-    case = sample_case(case_seed)
+    case = simulation_case(renderer, case_seed)
     if still:
         case = replace(
             case, motion=replace(case.motion, cardiac_amplitude_mm=0.0, respiratory_amplitude_mm=0.0)
         )
-    sim = ProcedureSimulator(case, fps=fps)
+    sim = create_simulator(renderer, case, fps=fps)
     scene, scenario = sim.scene, sim.scenario
     rng = np.random.default_rng([case_seed, 0x7AC])
     geometry = GeometryParams(valve_frame_height_mm=case.devices.frame_height_mm)
-    tracker, estimator = KeypointTracker(tracker_params), GuidanceEstimator(geometry)
+    calibration = Calibration(sim.mm_per_px, 0, True, "simulator")
+    pipeline = PerceptionPipeline(engine, calibration, tracker_params, geometry)
     rec = CaseRecord(fps=fps, mm_per_px=sim.mm_per_px)
     end_s = scenario.duration_s if duration_s is None else min(duration_s, scenario.duration_s)
     for i in range(int(end_s * fps)):
@@ -167,11 +172,16 @@ def run_case(
         )
         if engine is None:
             xy, vis, wrong = noise.detect(rng, kp_true, visible, sim.image_size)
+            result = pipeline.step_detections(
+                t, Detections(xy, vis, np.ones(3), "truth-noise"), sim.image_size
+            )
         else:
-            det = engine.infer(sim.frame_at(t, i).image)
-            xy, vis, wrong = det.xy_px, det.visibility, np.zeros(NUM_KEYPOINTS, dtype=bool)
-        tracked = tracker.update(t, xy, vis)
-        estimate = estimator.update(t, tracked, sim.mm_per_px)
+            result = pipeline.step(t, None, sim.frame_at(t, i).image)
+            wrong = np.zeros(NUM_KEYPOINTS, dtype=bool)
+        if not isinstance(result, FrameResult):
+            continue  # not admitted (none of the simulator's frames is): nothing measured
+        xy, vis = result.detections.xy_px, result.detections.visibility
+        tracked, estimate = result.tracked, result.estimate
         truth = true_geometry(kp_true, sim.mm_per_px, state, case, math.nan)
         segment = scenario.segments[scenario.segment_at(t)[0]]
 
@@ -386,6 +396,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-px", type=float, default=2.0, help="truth-noise: Gaussian 1-sigma [px]")
     parser.add_argument("--miss-rate", type=float, default=0.05, help="truth-noise: share of misses")
     parser.add_argument("--outlier-rate", type=float, default=0.02, help="truth-noise: share of outliers")
+    parser.add_argument(
+        "--renderer",
+        choices=("stylised", "ct"),
+        default="stylised",
+        help="simulator renderer (default stylised)",
+    )
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON only")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
     args = parser.parse_args(argv)
@@ -428,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
                 tracker_params=tracker_params,
                 engine=engine,
                 still=still,
+                renderer=args.renderer,
             )
             runs[still].append(record)
     summary: dict[str, object] = {
@@ -439,6 +456,7 @@ def main(argv: list[str] | None = None) -> int:
         "cases": args.cases,
         "dataset_seed": args.seed,
         "case_seeds": seeds,
+        "renderer": args.renderer,
         "fps": args.fps,
         "duration_s": args.duration_s,
         "drop_rate": args.drop_rate,

@@ -22,13 +22,20 @@ Definitions (per trial; "truth" is the simulator's ground-truth guidance of each
 - ``overshoot_mm``: how far the true tip went deeper than the target before deployment started (>= 0);
 - ``moves_while_invalid``: commands that move an axis (not a hold, a speed above zero) while answering
   guidance that was invalid, unknown to the recorder, or for a frame the runner corrupted (an injected
-  fault: such guidance must never be acted on, whatever perception said);
+  fault: such guidance must never be acted on, whatever perception said; :func:`corrupted_stamps`);
 - ``wrong_valid_frames``: frames whose guidance was valid while its controlled depth was more than
   ``WRONG_DEPTH_MM`` from the truth of the same depth source (valid but wrong: what the validity checks
   missed);
 - ``frames_dropped``: frames published by the simulator after perception's first answer that perception
-  never processed (no guidance, or rejected as stale), not counting injected drops;
-  ``frames_dropped_injected``: frames the runner withheld from perception.
+  never processed (no guidance, or rejected as stale), not counting injected drops and pedal gaps nor
+  repeated pixels (frozen, grabber: answered with nothing by design);
+  ``frames_dropped_injected``: frames the runner withheld from perception (drops, pedal gaps).
+
+Faults (``FAULTS``): ``drops`` (20 % of images withheld), ``frozen`` (2 s of old pixels with new stamps),
+``restart`` (perception down for 1 s), ``no-contrast`` (first aortogram at 6-9 s), ``grabber`` (a
+``GRABBER_FPS`` capture of a ``GRABBER_PULSE_HZ`` acquisition: new pixels every 4th frame, repeats in
+between), ``pedal`` (fluoroscopy runs and pedal gaps with no frames, :func:`pedal_runs`; one aortogram
+only, in the first run).
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ import numpy as np
 from tavi_perception.evaluation.report import DEPTH_SOURCE_STENT, STALE_PREFIX, CommandRow, GuidanceRow
 from tavi_perception.sim import DeliveryState, ProcedureSimulator, sample_case
 
-FAULTS = ("none", "drops", "frozen", "restart", "no-contrast")
+FAULTS = ("none", "drops", "frozen", "restart", "no-contrast", "grabber", "pedal")
 SUCCESS_DEPTH_MM = 1.0  # [mm] |final depth error| for a successful implantation
 SYMMETRIC_MM = 2.0  # [mm] clinically symmetric frame-edge depths below this asymmetry
 WRONG_DEPTH_MM = 3.0  # [mm] a valid guidance this far from the truth counts as valid but wrong
@@ -50,6 +57,16 @@ DONE_REASON = "deployment complete"  # the controller's hold reason once the dep
 FAULT_PREFIX = "injected fault"  # invalid_reason of the truth guidance of a corrupted frame
 DROPPED_REASON = f"{FAULT_PREFIX}: frame dropped"
 FROZEN_REASON = f"{FAULT_PREFIX}: frozen image"
+PEDAL_REASON = f"{FAULT_PREFIX}: pedal released"  # no frame: fluoroscopy off between runs
+# a grabbed frame that repeats the pixels of the last pulse (the acquisition's normal behaviour behind a
+# frame grabber, not a corruption: perception must answer it with nothing)
+GRABBER_REPEAT_REASON = f"{FAULT_PREFIX}: grabber repeat"
+GRABBER_FPS = 30.0  # [Hz] frame-grabber rate of the ``grabber`` fault (a video capture of the C-arm screen)
+GRABBER_PULSE_HZ = 7.5  # [Hz] the acquisition's pulse rate behind it: 4 grabbed frames per pulse
+PEDAL_FIRST_RUN_S = (6.0, 8.0)  # [s] the first fluoroscopy run (holds the one aortogram)
+PEDAL_RUN_S = (3.0, 8.0)  # [s] later fluoroscopy runs
+PEDAL_GAP_S = (2.0, 20.0)  # [s] pedal released between runs: no frames at all
+PEDAL_MAX_DURATION_S = 600.0  # [s] the pedal schedule covers this much procedure time
 
 
 @dataclass(frozen=True)
@@ -68,6 +85,8 @@ class TrialSpec:
     freeze_duration_s: float = 0.0  # [s] for this long (old pixels, new stamps)
     restart_at_s: float = -1.0  # [s] the perception node is stopped here (negative: never)
     restart_down_s: float = 0.0  # [s] and started again this much later
+    grabber_pulse_hz: float = 0.0  # [Hz] > 0: frames are grabbed at GRABBER_FPS, new pixels at this rate
+    pedal_seed: int = -1  # >= 0: fluoroscopy runs and pedal gaps drawn by :func:`pedal_runs` from this seed
 
 
 def sample_trial(seed: int, index: int, fault: str = "none") -> TrialSpec:
@@ -99,7 +118,45 @@ def sample_trial(seed: int, index: int, fault: str = "none") -> TrialSpec:
         base["restart_down_s"] = 1.0
     elif fault == "no-contrast":
         base["contrast_first_s"] = float(rng.uniform(6.0, 9.0))
+    elif fault == "grabber":
+        base["grabber_pulse_hz"] = GRABBER_PULSE_HZ
+    elif fault == "pedal":  # one aortogram, early in the first run; none after
+        base["contrast_first_s"] = float(rng.uniform(0.5, 1.5))
+        base["contrast_interval_s"] = 0.0
+        base["pedal_seed"] = int(rng.integers(0, 2**31 - 1))
     return TrialSpec(**base)
+
+
+def pedal_runs(seed: int, duration_s: float = PEDAL_MAX_DURATION_S) -> list[tuple[float, float]]:
+    """Fluoroscopy runs ``[(start_s, end_s), ...]`` from t = 0 to ``duration_s``, deterministic for ``seed``.
+
+    The operator presses the pedal for a run of ``PEDAL_FIRST_RUN_S`` (the first, with the aortogram)
+    or ``PEDAL_RUN_S`` seconds and releases it for ``PEDAL_GAP_S`` seconds, during which no frame is
+    acquired at all.
+    """
+    rng = np.random.default_rng([seed, 1])
+    runs: list[tuple[float, float]] = []
+    start_s = 0.0
+    length_s = float(rng.uniform(*PEDAL_FIRST_RUN_S))
+    while start_s < duration_s:
+        runs.append((start_s, start_s + length_s))
+        start_s += length_s + float(rng.uniform(*PEDAL_GAP_S))
+        length_s = float(rng.uniform(*PEDAL_RUN_S))
+    return runs
+
+
+def duration_limit_s(spec: TrialSpec, max_duration_s: float) -> float:
+    """How long a trial may run [s of procedure time]: ``max_duration_s`` of acquisition.
+
+    With the pedal released between runs about a third of the time is acquired (runs 3-8 s, gaps
+    2-20 s), so a pedal trial gets four times as long.
+    """
+    return 4.0 * max_duration_s if spec.pedal_seed >= 0 else max_duration_s
+
+
+def pedal_pressed(runs: Sequence[tuple[float, float]], t_s: float) -> bool:
+    """Whether a frame is acquired at ``t_s`` [s from the first frame] under the pedal ``runs``."""
+    return any(start_s <= t_s < end_s for start_s, end_s in runs)
 
 
 def unsteered_asymmetry_mm(case_seed: int, target_depth_mm: float, image_size: int = 512) -> float:
@@ -156,12 +213,31 @@ def _moves(command: CommandRow) -> bool:
     return not command.hold and any(v != 0.0 for v in speeds)
 
 
+def corrupted_stamps(truth: Sequence[GuidanceRow]) -> set[int]:
+    """Stamps of the frames whose guidance must never be acted on: injected faults, except
+
+    - grabber repeats (no corruption: perception answers them with nothing), and
+    - the first frame of each frozen stretch: it re-sends the last good frame's pixels one frame period
+      later, as fresh as any frame that arrives one period late (perception cannot tell it from the
+      original when that one was lost in transport).
+    """
+    stamps: set[int] = set()
+    previous_reason = ""
+    for row in sorted(truth, key=lambda r: r.stamp_ns):
+        reason = row.invalid_reason
+        first_frozen = reason == FROZEN_REASON and previous_reason != FROZEN_REASON
+        if reason.startswith(FAULT_PREFIX) and reason != GRABBER_REPEAT_REASON and not first_frozen:
+            stamps.add(row.stamp_ns)
+        previous_reason = reason
+    return stamps
+
+
 def moves_while_invalid(
     commands: Sequence[CommandRow], perceived: Sequence[GuidanceRow], truth: Sequence[GuidanceRow]
 ) -> int:
     """Moving commands that answer invalid, unknown or fault-corrupted guidance (module docstring)."""
     perceived_by_stamp = {p.stamp_ns: p for p in perceived}
-    corrupted = {t.stamp_ns for t in truth if t.invalid_reason.startswith(FAULT_PREFIX)}
+    corrupted = corrupted_stamps(truth)
     count = 0
     for command in commands:
         if not _moves(command):
@@ -215,13 +291,15 @@ def trial_result(
     before_deployment = [r.tip_depth_mm for r in truth if r.depth_source != DEPTH_SOURCE_STENT]
     overshoot = max(0.0, max(before_deployment) - target) if before_deployment else None
 
-    injected = {t.stamp_ns for t in truth if t.invalid_reason == DROPPED_REASON}
+    injected = {t.stamp_ns for t in truth if t.invalid_reason in (DROPPED_REASON, PEDAL_REASON)}
+    # repeated pixels (frozen, grabber) are answered with nothing until frozen_after_s: not a drop
+    repeats = {t.stamp_ns for t in truth if t.invalid_reason in (FROZEN_REASON, GRABBER_REPEAT_REASON)}
     answered = {p.stamp_ns for p in perceived if not p.invalid_reason.startswith(STALE_PREFIX)}
     first_answer = min((p.stamp_ns for p in perceived), default=None)
     expected = [
         t.stamp_ns
         for t in truth
-        if first_answer is not None and t.stamp_ns >= first_answer and t.stamp_ns not in injected
+        if first_answer is not None and t.stamp_ns >= first_answer and t.stamp_ns not in injected | repeats
     ]
     return TrialResult(
         index=spec.index,

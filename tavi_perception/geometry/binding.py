@@ -1,4 +1,4 @@
-"""Pigtail binding: carry the annulus with the pigtail catheter after contrast washes out (DESIGN.md §3).
+"""Pigtail binding: carry the annulus with the pigtail catheter after contrast washes out.
 
 While the annulus is measured from contrast and the pigtail PT is measured, the binding stores the
 annulus origin relative to PT, the annulus orientation, the root axis and the annulus diameter. Each is

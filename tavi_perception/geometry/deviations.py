@@ -1,4 +1,4 @@
-"""Catheter and stent deviations from the annulus (DESIGN.md §3), pure functions on image points.
+"""Catheter and stent deviations from the annulus (``geometry.frames``), pure functions on image points.
 
 All inputs are image pixels; outputs are millimetres at the isocentre and degrees.
 """

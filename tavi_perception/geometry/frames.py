@@ -1,4 +1,4 @@
-"""The annulus frame and image-to-millimetre conversion (definitions of DESIGN.md §3).
+"""The annulus frame and image-to-millimetre conversion (the definitions docs/ARCHITECTURE.md uses).
 
 Image frame ``fluoro``: pixels, origin top-left, x right, y down.
 Annulus frame: origin = midpoint of AA1-AA2; x axis along AA1->AA2; y axis perpendicular to it,
@@ -27,6 +27,11 @@ class AnnulusFrame:
     def angle_deg(self) -> float:
         """Angle of the x axis from the image x axis [deg], positive towards image +y."""
         return float(np.degrees(np.arctan2(self.x_axis[1], self.x_axis[0])))
+
+    @property
+    def y_sign(self) -> int:
+        """+1 when the y axis is the x axis turned by +90° in the image's rotation sense, else -1."""
+        return 1 if float(self.y_axis @ np.array([-self.x_axis[1], self.x_axis[0]])) > 0 else -1
 
     def to_annulus_mm(self, point_px: np.ndarray, mm_per_px: float) -> tuple[float, float]:
         """(lateral_mm, depth_mm) of an image point in this frame."""

@@ -6,17 +6,30 @@ record  subscribes chosen topics of the live graph as serialized messages (types
 play    publishes a bag's serialized messages with the original timing (or scaled by ``--rate``),
         optionally looping, remapping topics, publishing ``/clock`` and waiting for subscribers first.
         Header stamps inside the messages are never rewritten. Publishers are reliable (they match
-        best-effort and reliable subscribers alike) with the recorded durability and depth.
+        best-effort and reliable subscribers alike) with the recorded durability and depth. Bags made
+        elsewhere: a topic whose message type is not installed here (e.g. /tf without tf2_msgs) is
+        skipped with a warning naming it; ROS 1 ``.bag`` files are read through rosbags' AnyReader and
+        their messages converted to ROS 2 (CDR; the ROS 1 header's ``seq`` dropped); a message whose
+        definition changed since the bag was recorded (a tavi_msgs field added) is converted to the
+        installed one with a warning (added fields at their defaults).
 info    topics, types, counts, rates, duration; ``--json`` prints one JSON object.
+convert writes a recording (DICOM cine or series, video, image folder) into a new bag: each frame as
+        sensor_msgs/Image (mono8/mono16, frame_id ``fluoro``) on ``fluoro/image``, stamped (header and
+        bag time) ``--start`` + the frame's recording time, and the recording's scale, when known, once on
+        ``calibration/mm_per_px`` (std_msgs/Float64, transient local, so ``play`` latches it for
+        perception_node as ``tavi-perception publish`` does).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import shutil
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,12 +40,16 @@ from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rosbags.convert.converter import generate_message_converter, is_same_wireformat
+from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection, QosDurability
+from rosbags.rosbag1 import ReaderError as Ros1ReaderError
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 from rosgraph_msgs.msg import Clock
 from tqdm import tqdm
 
+from tavi_perception.recordings import Overrides, Recording, RecordingError, open_recording
 from tavi_perception.ros.bagtypes import bag_qos, msg_class, typestore
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -192,7 +209,9 @@ def parse_remaps(pairs: Iterable[str]) -> dict[str, str]:
 def _playback_qos(connection: Connection) -> QoSProfile:
     """Reliable (it matches best-effort and reliable subscribers alike), durability and depth as recorded."""
     offered = getattr(connection.ext, "offered_qos_profiles", None) or []
-    latched = bool(offered) and offered[0].durability == QosDurability.TRANSIENT_LOCAL
+    latched = (bool(offered) and offered[0].durability == QosDurability.TRANSIENT_LOCAL) or bool(
+        getattr(connection.ext, "latching", 0)
+    )
     depth = max(1, int(offered[0].depth)) if offered else 10
     return QoSProfile(
         history=HistoryPolicy.KEEP_LAST,
@@ -200,6 +219,59 @@ def _playback_qos(connection: Connection) -> QoSProfile:
         reliability=ReliabilityPolicy.RELIABLE,
         durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE,
     )
+
+
+Converter = Callable[[bytes | memoryview], bytes | memoryview]
+
+
+def is_ros1_bag(path: Path) -> bool:
+    return path.is_file() and path.suffix == ".bag"
+
+
+@contextlib.contextmanager
+def open_bag(path: Path) -> Iterator[tuple[AnyReader, dict[int, Converter], dict[str, str]]]:
+    """A reader of a rosbag2 folder/file or a ROS 1 ``.bag``; for each connection whose type this
+    typestore knows, the converter of its raw messages to the installed definition in ROS 2 CDR; and the
+    topics whose recorded definition differs from the installed one ({topic: type}).
+
+    Converters: identity when the recorded definition has the installed wire format; else (a ROS 1
+    message, or a definition that changed since the bag was recorded) the message is rebuilt field by
+    field: fields the installed definition added get their defaults, fields it dropped are left out.
+    """
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist")
+    store, cache = typestore(), {}
+    with AnyReader([path], default_typestore=store) as reader:
+        converters: dict[int, Converter] = {}
+        migrated: dict[str, str] = {}
+        for c in reader.connections:
+            if c.msgtype not in store.fielddefs:
+                continue
+            if reader.is2 and not is_same_wireformat(reader.typestore, store, c.msgtype, c.msgtype):
+                migrated[c.topic] = c.msgtype
+            with contextlib.redirect_stdout(io.StringIO()):  # rosbags announces each migration on stdout
+                converters[c.id] = generate_message_converter(
+                    reader.typestore, store, c.msgtype, c.msgtype, cache, src_is2=reader.is2, dst_is2=True
+                )
+        yield reader, converters, migrated
+
+
+def playable_connections(
+    connections: Iterable[Connection], converters: dict[int, Converter]
+) -> tuple[list[Connection], dict[str, str]]:
+    """The connections whose message type is installed here, and the others as {topic: type}."""
+    playable, skipped = [], {}
+    for c in connections:
+        try:
+            msg_class(c.msgtype)
+        except ValueError:
+            skipped[c.topic] = c.msgtype
+            continue
+        if c.id in converters:
+            playable.append(c)
+        else:
+            skipped[c.topic] = c.msgtype
+    return playable, skipped
 
 
 def play(
@@ -217,7 +289,8 @@ def play(
     """Publish the bag's messages with their recorded timing divided by ``rate``; returns the count published.
 
     ``wait_for`` names (after remapping) topics that must have a subscriber before playback starts;
-    raises ``TimeoutError`` when they do not within ``wait_timeout_s``.
+    raises ``TimeoutError`` when they do not within ``wait_timeout_s``. Topics whose message type is not
+    installed here are skipped with a warning on stderr naming them.
     """
     if rate <= 0:
         raise ValueError(f"rate must be > 0, got {rate}")
@@ -228,10 +301,25 @@ def play(
     node = Node("tavi_bag_play", context=context)
     published = 0
     try:
-        with Reader(path) as reader:
-            connections = [c for c in reader.connections if selected is None or c.topic in selected]
-            if not connections:
+        with open_bag(path) as (reader, converters, migrated):
+            wanted = [c for c in reader.connections if selected is None or c.topic in selected]
+            if not wanted:
                 raise ValueError(f"{path}: none of the topics {sorted(selected or [])} is in the bag")
+            connections, skipped = playable_connections(wanted, converters)
+            for topic, msgtype in sorted(skipped.items()):
+                print(
+                    f"bag play: warning: skipping {topic}: message type {msgtype} is not installed here",
+                    file=sys.stderr,
+                )
+            for topic, msgtype in sorted(migrated.items()):
+                if topic in {c.topic for c in connections}:
+                    print(
+                        f"bag play: warning: {topic}: the bag's {msgtype} differs from the installed one; "
+                        "converted (added fields get their defaults, dropped fields are left out)",
+                        file=sys.stderr,
+                    )
+            if not connections:
+                raise ValueError(f"{path}: no topic has a message type installed here ({skipped})")
             publishers = {}
             for c in connections:
                 publishers[c.id] = node.create_publisher(
@@ -256,7 +344,7 @@ def play(
                             break
                         if clock_pub is not None:
                             clock_pub.publish(Clock(clock=_ns_to_time(t_ns)))
-                        publishers[connection.id].publish(bytes(data))
+                        publishers[connection.id].publish(bytes(converters[connection.id](data)))
                         published += 1
                         bar.update(1)
                 iteration += 1
@@ -291,27 +379,116 @@ def _wait_for_subscribers(node: Node, topics: list[str], publishers: dict, timeo
 
 def info(path: Path) -> dict:
     """Summary of a bag: storage, duration, start/end (ns), message count, and per topic type/count/rate."""
+    if is_ros1_bag(path):
+        with AnyReader([path]) as reader:
+            return _summary(path, "rosbag1", "none", reader)
     with Reader(path) as reader:
-        duration_s = reader.duration * 1e-9
         storage = "mcap" if any(path.glob("*.mcap")) or path.suffix == ".mcap" else "sqlite3"
-        topics = {
-            topic: {
-                "type": t.msgtype,
-                "count": t.msgcount,
-                "rate_hz": (t.msgcount - 1) / duration_s if duration_s > 0 and t.msgcount > 1 else 0.0,
-            }
-            for topic, t in reader.topics.items()
+        return _summary(path, storage, reader.compression_mode or "none", reader)
+
+
+def _summary(path: Path, storage: str, compression: str, reader: Reader | AnyReader) -> dict:
+    duration_s = reader.duration * 1e-9
+    topics = {
+        topic: {
+            "type": t.msgtype,
+            "count": t.msgcount,
+            "rate_hz": (t.msgcount - 1) / duration_s if duration_s > 0 and t.msgcount > 1 else 0.0,
         }
-        return {
-            "path": str(path),
-            "storage": storage,
-            "compression": reader.compression_mode or "none",
-            "duration_s": duration_s,
-            "start_ns": reader.start_time,
-            "end_ns": reader.end_time,
-            "messages": reader.message_count,
-            "topics": topics,
-        }
+        for topic, t in reader.topics.items()
+    }
+    return {
+        "path": str(path),
+        "storage": storage,
+        "compression": compression,
+        "duration_s": duration_s,
+        "start_ns": reader.start_time,
+        "end_ns": reader.end_time,
+        "messages": reader.message_count,
+        "topics": topics,
+    }
+
+
+# --------------------------------------------------------------------------- convert
+
+
+def convert(
+    recording: Recording,
+    out: Path,
+    *,
+    storage: str = "mcap",
+    start_ns: int | None = None,
+    topic: str = "/fluoro/image",
+    frame_id: str = "fluoro",
+    show_progress: bool = True,
+) -> dict[str, int]:
+    """Write ``recording`` into a new bag at ``out`` (module docstring); returns the count per topic.
+
+    ``start_ns`` (default: now) is the stamp of the first frame. The bag is written under a temporary
+    name and renamed to ``out`` only when complete.
+    """
+    from rclpy.serialization import serialize_message
+    from std_msgs.msg import Float64, Header
+
+    from tavi_perception.ros.imaging import numpy_to_image
+    from tavi_perception.ros.source_node import CALIBRATION_TOPIC
+
+    if out.exists():
+        raise ValueError(f"{out} exists already; choose a new name")
+    start_ns = time.time_ns() if start_ns is None else start_ns
+    partial = out.with_name(out.name + ".partial")
+    if partial.exists():
+        shutil.rmtree(partial)
+    counts = {absolute(topic): 0}
+    info = recording.info
+    try:
+        with Writer(partial, version=9, storage_plugin=STORAGES[storage]) as writer:
+            store = typestore()
+            images = writer.add_connection(
+                absolute(topic),
+                "sensor_msgs/msg/Image",
+                typestore=store,
+                offered_qos_profiles=[bag_qos(True, False, 5)],
+            )
+            if info.mm_per_px is not None:
+                scale = writer.add_connection(
+                    absolute(CALIBRATION_TOPIC),
+                    "std_msgs/msg/Float64",
+                    typestore=store,
+                    offered_qos_profiles=[bag_qos(True, True, 1)],
+                )
+                writer.write(scale, start_ns, serialize_message(Float64(data=float(info.mm_per_px))))
+                counts[absolute(CALIBRATION_TOPIC)] = 1
+            for frame in tqdm(
+                recording,
+                desc=f"converting {Path(info.path).name}",
+                unit="frame",
+                disable=not show_progress,
+                file=sys.stderr,
+            ):
+                t_ns = start_ns + round(frame.t_s * 1e9)
+                header = Header(stamp=_ns_to_time(t_ns), frame_id=frame_id)
+                encoding = "mono16" if frame.image.dtype.itemsize == 2 else "mono8"
+                writer.write(images, t_ns, serialize_message(numpy_to_image(frame.image, encoding, header)))
+                counts[absolute(topic)] += 1
+        _rename_bag(partial, out)
+    except BaseException:
+        if partial.exists():
+            shutil.rmtree(partial)
+        raise
+    return counts
+
+
+def _rename_bag(partial: Path, out: Path) -> None:
+    """Move a finished bag folder into place, its storage files and metadata renamed with it."""
+    partial.rename(out)
+    metadata = out / "metadata.yaml"
+    text = metadata.read_text()
+    for storage_file in sorted(out.glob(partial.name + "*")):
+        renamed = storage_file.with_name(out.name + storage_file.name[len(partial.name) :])
+        storage_file.rename(renamed)
+        text = text.replace(storage_file.name, renamed.name)
+    metadata.write_text(text)
 
 
 def _print_info(summary: dict) -> None:
@@ -365,6 +542,18 @@ def _parser() -> argparse.ArgumentParser:
     inf = sub.add_parser("info", help="topics, types, counts and duration of a bag")
     inf.add_argument("bag", type=Path)
     inf.add_argument("--json", action="store_true", help="print one JSON object")
+
+    cnv = sub.add_parser("convert", help="a recording (DICOM, video, image folder) into a new bag")
+    cnv.add_argument("input", type=Path, help="DICOM file or series folder, video file, or image folder")
+    cnv.add_argument("output", type=Path, help="bag folder to create (must not exist)")
+    cnv.add_argument(
+        "-s", "--storage", choices=sorted(STORAGES), default="mcap", help="storage (default mcap)"
+    )
+    cnv.add_argument("--mm-per-px", type=float, help="[mm/px] scale at the isocentre (overrides the file)")
+    cnv.add_argument("--fps", type=float, help="[1/s] frame rate (overrides the file)")
+    cnv.add_argument("--start", type=float, help="[s since the epoch] stamp of the first frame (default now)")
+    cnv.add_argument("--topic", default="fluoro/image", help="image topic (default fluoro/image)")
+    cnv.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -402,13 +591,35 @@ def main(argv: list[str]) -> int:
                 show_progress=not args.no_progress,
             )
             print(f"published {n} messages from {args.bag}")
+        elif args.action == "convert":
+            recording = open_recording(args.input, Overrides(mm_per_px=args.mm_per_px, fps=args.fps))
+            for warning in recording.info.warnings:
+                print(f"bag convert: warning: {warning}", file=sys.stderr)
+            counts = convert(
+                recording,
+                args.output,
+                storage=args.storage,
+                start_ns=None if args.start is None else round(args.start * 1e9),
+                topic=args.topic,
+                show_progress=not args.no_progress,
+            )
+            print(f"wrote {args.output}: {counts}")
         else:
             summary = info(args.bag)
             if args.json:
                 print(json.dumps(summary))
             else:
                 _print_info(summary)
-    except (FileNotFoundError, ValueError, TimeoutError, ReaderError, WriterError) as err:
+    except (
+        FileNotFoundError,
+        ValueError,
+        TimeoutError,
+        ReaderError,
+        WriterError,
+        Ros1ReaderError,
+        AnyReaderError,
+        RecordingError,
+    ) as err:
         print(f"bag {args.action}: {err}", file=sys.stderr)
         return 1
     return 0

@@ -1,5 +1,10 @@
 """Reference controller node: ``guidance`` (tavi_msgs/Guidance) -> ``manipulator/command`` at a fixed rate.
 
+A lifecycle node (:mod:`tavi_perception.ros.lifecycle`): *configure* builds the controller and the
+publishers, *activate* subscribes ``guidance`` and starts the command timer, *deactivate* publishes one
+hold command (the manipulator stops now, not after its command timeout) and stops both. An unconfigured
+or inactive controller commands nothing; with ``autostart`` (default) the process activates itself.
+
 The command is computed by :class:`tavi_perception.controller.ReferenceController` on a timer, so the
 node keeps publishing (holds) when guidance stops arriving. Staleness is measured on the monotonic
 clock from the receipt of the last guidance. The command header stamp is the answered guidance's stamp
@@ -12,17 +17,16 @@ import dataclasses
 import sys
 import time
 
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
 from tavi_msgs.msg import Guidance, ManipulatorCommand
 
-from tavi_perception.controller import ControllerParams, Phase, ReferenceController
+from tavi_perception.controller import Command, ControllerParams, Phase, ReferenceController
 from tavi_perception.ros.diagnostics import status
+from tavi_perception.ros.lifecycle import AUTOSTART, run
 from tavi_perception.ros.messages import command_to_msg, guidance_sample
 from tavi_perception.ros.params import ParamSpec, declare_parameters, dynamic_parameter_guard
 
@@ -35,6 +39,7 @@ def _limit(name: str, description: str, low: float, high: float) -> ParamSpec:
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
+    AUTOSTART,
     ParamSpec("rate_hz", 30.0, "[Hz] command publication rate", 1.0, 1000.0),
     _limit("max_advance_speed_mm_s", "[mm/s] bound on |advance speed|", 0.01, 20.0),
     _limit("max_retraction_speed_mm_s", "[mm/s] capsule retraction speed (bound and cruise)", 0.01, 10.0),
@@ -64,43 +69,92 @@ def controller_params(values: dict[str, object]) -> ControllerParams:
     return ControllerParams(**{k: v for k, v in values.items() if k in _CONTROLLER_KEYS})  # type: ignore[arg-type]
 
 
-class ControllerNode(Node):
-    """Subscribes ``guidance``, publishes ``manipulator/command`` and ``/diagnostics``."""
+class ControllerNode(LifecycleNode):
+    """Subscribes ``guidance``, publishes ``manipulator/command`` and ``/diagnostics`` while active."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("controller_node", **kwargs)  # type: ignore[arg-type]
         self._values = declare_parameters(self, PARAMETERS)
-        self._controller = ReferenceController(controller_params(self._values))
+        controller_params(self._values)  # fail fast on an inconsistent set
         self.add_on_set_parameters_callback(dynamic_parameter_guard(PARAMETERS))
         self.add_post_set_parameters_callback(self._apply_parameters)
-        reliability = (
-            ReliabilityPolicy.RELIABLE if self._values["guidance_reliable"] else ReliabilityPolicy.BEST_EFFORT
-        )
+        self._controller: ReferenceController | None = None
+        self._subscription = None
+        self._command_timer = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._controller = ReferenceController(controller_params(self._values))
         self._last_header = Header()
         self._phase = self._controller.phase
         self._commands = 0
-        self._last_reason = ""
+        self._last_reason = "inactive"
         self._holding = True
-        self._pub = self.create_publisher(ManipulatorCommand, "manipulator/command", 10)
+        self._pub = self.create_lifecycle_publisher(ManipulatorCommand, "manipulator/command", 10)
         self._diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self.create_subscription(
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        self.get_logger().info(f"controller configured: {self._controller.params}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        reliability = (
+            ReliabilityPolicy.RELIABLE if self._values["guidance_reliable"] else ReliabilityPolicy.BEST_EFFORT
+        )
+        self._subscription = self.create_subscription(
             Guidance, "guidance", self._on_guidance, QoSProfile(depth=1, reliability=reliability)
         )
-        self.create_timer(1.0 / float(self._values["rate_hz"]), self._tick)
-        self.create_timer(1.0, self._publish_diagnostics)
-        self.get_logger().info(f"controller ready: {self._controller.params}")
+        self._command_timer = self.create_timer(1.0 / float(self._values["rate_hz"]), self._tick)
+        self.get_logger().info("active: commanding the manipulator")
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        hold = Command(0.0, 0.0, 0.0, True, "controller deactivated", self._phase, None)
+        self._publish(hold)
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop(self) -> None:
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        if self._command_timer is not None:
+            self.destroy_timer(self._command_timer)
+            self._command_timer = None
+
+    def _release(self) -> None:
+        if self._controller is None:
+            return
+        self.destroy_lifecycle_publisher(self._pub)
+        self.destroy_publisher(self._diag)
+        self.destroy_timer(self._diag_timer)
+        self._controller = None
+
+    # --- parameters and messages ---------------------------------------------------------------
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
         self._values.update({p.name: p.value for p in params if p.name in self._values})
-        self._controller.params = controller_params(self._values)
-        self.get_logger().info(f"controller parameters now {self._controller.params}")
+        if self._controller is not None:
+            self._controller.params = controller_params(self._values)
+            self.get_logger().info(f"controller parameters now {self._controller.params}")
 
     def _on_guidance(self, msg: Guidance) -> None:
         self._last_header = msg.header
         self._controller.on_guidance(guidance_sample(msg, time.monotonic()))
 
     def _tick(self) -> None:
-        command = self._controller.step(time.monotonic())
+        self._publish(self._controller.step(time.monotonic()))
+
+    def _publish(self, command: Command) -> None:
         header = (
             self._last_header
             if command.stamp_s is not None
@@ -115,34 +169,27 @@ class ControllerNode(Node):
             self._phase = command.phase
 
     def _publish_diagnostics(self) -> None:
-        level = (
-            DiagnosticStatus.WARN if self._holding and self._phase is not Phase.DONE else DiagnosticStatus.OK
-        )
-        values = {"phase": self._phase.value, "commands": self._commands, "last_reason": self._last_reason}
+        active = self._command_timer is not None
+        if not active:
+            level, message = DiagnosticStatus.WARN, "inactive"
+        elif self._holding and self._phase is not Phase.DONE:
+            level, message = DiagnosticStatus.WARN, self._last_reason
+        else:
+            level, message = DiagnosticStatus.OK, self._last_reason
+        values = {
+            "active": active,
+            "phase": self._phase.value,
+            "commands": self._commands,
+            "last_reason": self._last_reason,
+        }
         array = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
-        array.status = [
-            status("controller_node: reference controller", "controller", level, self._last_reason, values)
-        ]
+        array.status = [status("controller_node: reference controller", "controller", level, message, values)]
         self._diag.publish(array)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the controller node until interrupted."""
-    rclpy.init(args=sys.argv if argv is None else argv)
-    try:
-        node = ControllerNode()
-    except ValueError as err:
-        print(f"controller_node: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    """Run the controller node until interrupted (see :func:`tavi_perception.ros.lifecycle.run`)."""
+    return run(ControllerNode, "controller_node", argv)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,23 @@
 """Pure conversions between the ROS-free results and ROS messages (no node, no graph).
 
-Pose conventions (``annulus_pose``, ``catheter_tip_pose``, ``markers``): the header is the input image's,
-so the frame is the image frame (``fluoro``): origin at the top-left corner of the image, x right, y down,
-z = x × y (into the image), in metres at the isocentre (pixels × ``mm_per_px`` / 1000). Orientations
-are rotations about z: the annulus pose's x axis runs AA1 → AA2, the tip pose's x axis along the
-delivery axis CD → CT.
+Pose conventions (``annulus_pose``, ``catheter_tip_pose``, ``markers``, the annulus transform): the
+stamp is the input image's; the ``frame_id`` is the *metric* image frame (perception_node parameter
+``metric_frame_id``, default ``fluoro_mm``), not the pixel frame of the image header (``fluoro``). Both
+share the origin (top-left corner of the image) and axes (x right, y down, z = x × y into the image);
+the metric frame counts metres at the isocentre (pixels × ``mm_per_px`` / 1000), as REP 103 wants for
+poses, so RViz/Foxglove and tf2 can use them. The guidance itself stays in millimetres and degrees
+(see tavi_msgs/msg/Guidance.msg).
+
+Orientations: the annulus pose and the ``annulus`` TF frame have x along AA1 → AA2 and y towards the
+ventricle (so a point's y in that frame is its depth), z = x × y: a rotation about z by the annulus
+angle, followed by a half turn about x when y towards the ventricle is the image's -90° side
+(``Guidance.annulus_y_sign`` = -1). The tip pose's x axis runs along the delivery axis CD → CT.
+
+Covariances (row-major 6 × 6 over x, y, z, roll, pitch, yaw) come from the tracker's 1-sigma keypoint
+uncertainties ``std_px`` (isotropic, independent keypoints): the annulus origin from AA1 and AA2 (their
+midpoint) with contrast, from PT while pigtail-bound; the yaw from the two points defining the axis
+(small-angle: (σ1² + σ2²) / length²). z, roll and pitch are fixed by the planar convention (variance
+0); the yaw of a pigtail-bound annulus is held, not measured: variance :data:`UNMEASURED_VARIANCE`.
 """
 
 from __future__ import annotations
@@ -14,15 +27,18 @@ import math
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import Point, PoseStamped, Quaternion
+from geometry_msgs.msg import Point, PoseWithCovarianceStamped, Quaternion, TransformStamped, Vector3
 from std_msgs.msg import ColorRGBA, Header
 from tavi_msgs.msg import Guidance, Keypoint, KeypointArray, ManipulatorCommand
 from visualization_msgs.msg import Marker, MarkerArray
 
 from tavi_perception.controller import Command, GuidanceSample
+from tavi_perception.evaluation.report import GuidanceRow
+from tavi_perception.guidance import GuidanceEstimate
 from tavi_perception.keypoints import KEYPOINT_GROUP, KEYPOINT_NAMES, NUM_KEYPOINTS, Kp
 
-_GUIDANCE_FIELDS = frozenset(Guidance.get_fields_and_field_types()) - {"header", "latency_ms"}
+# the contract's fields, in its order (equal to the message's but header and latency_ms, which a test checks)
+_GUIDANCE_FIELDS = tuple(f.name for f in dataclasses.fields(GuidanceEstimate))
 
 
 def stamp_to_s(stamp: Time) -> float:
@@ -41,38 +57,34 @@ def stamp_ns(stamp: Time) -> int:
     return stamp.sec * 1_000_000_000 + stamp.nanosec
 
 
-def guidance_to_msg(estimate: object, header: Header, latency_ms: float) -> Guidance:
-    """Copy every Guidance field of ``estimate`` (a dataclass whose field names mirror the message)."""
+def guidance_to_msg(estimate: GuidanceEstimate, header: Header, latency_ms: float) -> Guidance:
+    """The message of ``estimate`` (or of a subclass: its extra fields are left out)."""
     msg = Guidance(header=header, latency_ms=float(latency_ms))
-    for f in dataclasses.fields(estimate):  # type: ignore[arg-type]
-        if f.name in _GUIDANCE_FIELDS:
-            value = getattr(estimate, f.name)
-            setattr(msg, f.name, type(getattr(msg, f.name))(value))
+    for name in _GUIDANCE_FIELDS:
+        setattr(msg, name, type(getattr(msg, name))(getattr(estimate, name)))
     return msg
 
 
-def invalid_guidance(header: Header, reason: str, latency_ms: float = 0.0) -> Guidance:
-    """A Guidance with every block invalid and ``reason``: what a controller receives for a bad frame."""
-    msg = Guidance(header=header, valid=False, tracking_state=Guidance.TRACKING_LOST, invalid_reason=reason)
-    for block in ("annulus", "catheter", "stent", "extraction"):
-        setattr(msg, f"{block}_reason", reason)
-    msg.delivery_tilt_deg = math.nan
-    msg.latency_ms = float(latency_ms)
-    return msg
+def _contract_values(msg: Guidance) -> dict[str, object]:
+    return {name: getattr(msg, name) for name in _GUIDANCE_FIELDS}
+
+
+def guidance_from_msg(msg: Guidance) -> GuidanceEstimate:
+    """The contract of a message (header and latency dropped)."""
+    return GuidanceEstimate(**_contract_values(msg))
+
+
+def guidance_row(msg: Guidance) -> GuidanceRow:
+    """The recorder's row of a message: the contract, its stamp and latency."""
+    return GuidanceRow(
+        **_contract_values(msg), stamp_ns=stamp_ns(msg.header.stamp), latency_ms=float(msg.latency_ms)
+    )
 
 
 def guidance_sample(msg: Guidance, received_s: float) -> GuidanceSample:
-    """The fields the reference controller acts on."""
+    """What the reference controller acts on: the contract, its stamp and the receipt time."""
     return GuidanceSample(
-        received_s=received_s,
-        stamp_s=stamp_to_s(msg.header.stamp),
-        valid=bool(msg.valid),
-        invalid_reason=msg.invalid_reason,
-        depth_error_mm=float(msg.depth_error_mm),
-        depth_tolerance_mm=float(msg.depth_tolerance_mm),
-        extraction_valid=bool(msg.extraction_valid),
-        deployment_fraction=float(msg.deployment_fraction),
-        delivery_tilt_deg=float(msg.delivery_tilt_deg),
+        **_contract_values(msg), received_s=received_s, stamp_s=stamp_to_s(msg.header.stamp)
     )
 
 
@@ -124,36 +136,97 @@ def keypoints_to_msg(
     )
 
 
-def _yaw_quaternion(angle_rad: float) -> Quaternion:
-    return Quaternion(x=0.0, y=0.0, z=math.sin(angle_rad / 2), w=math.cos(angle_rad / 2))
+METRIC_FRAME_ID = "fluoro_mm"  # default of perception_node's metric_frame_id
+ANNULUS_FRAME_ID = "annulus"  # child frame of the annulus transform
+UNMEASURED_VARIANCE = 1.0e6  # [rad^2] a component that is held, not measured (ROS: large = unknown)
+
+
+def _planar_quaternion(angle_rad: float, y_sign: int) -> Quaternion:
+    """Rotation about z by ``angle_rad``, then a half turn about x when ``y_sign`` < 0 (see above)."""
+    c, s = math.cos(angle_rad / 2), math.sin(angle_rad / 2)
+    if y_sign < 0:
+        return Quaternion(x=c, y=s, z=0.0, w=0.0)
+    return Quaternion(x=0.0, y=0.0, z=s, w=c)
+
+
+def _axis_variance_rad2(xy_px: np.ndarray, std_px: np.ndarray, a: Kp, b: Kp) -> float:
+    """Small-angle variance of the direction a -> b from the two points' isotropic 1-sigma [rad^2]."""
+    length_px = float(np.hypot(*(xy_px[b] - xy_px[a])))
+    if length_px < 1e-9:
+        return UNMEASURED_VARIANCE
+    return float(std_px[a] ** 2 + std_px[b] ** 2) / length_px**2
 
 
 def pose_in_image(
-    header: Header, x_px: float, y_px: float, angle_rad: float, mm_per_px: float
-) -> PoseStamped:
-    """A pose in the image frame in metres (see the module docstring), rotated by ``angle_rad`` about z."""
-    pose = PoseStamped(header=header)
-    pose.pose.position = Point(x=x_px * mm_per_px * 1e-3, y=y_px * mm_per_px * 1e-3, z=0.0)
-    pose.pose.orientation = _yaw_quaternion(angle_rad)
+    header: Header,
+    x_px: float,
+    y_px: float,
+    orientation: Quaternion,
+    mm_per_px: float,
+    position_var_px2: float,
+    yaw_var_rad2: float,
+) -> PoseWithCovarianceStamped:
+    """A pose in the metric image frame named by ``header`` (see the module docstring) with its covariance."""
+    m_per_px = mm_per_px * 1e-3
+    pose = PoseWithCovarianceStamped(header=header)
+    pose.pose.pose.position = Point(x=x_px * m_per_px, y=y_px * m_per_px, z=0.0)
+    pose.pose.pose.orientation = orientation
+    covariance = np.zeros((6, 6))
+    covariance[0, 0] = covariance[1, 1] = position_var_px2 * m_per_px**2
+    covariance[5, 5] = yaw_var_rad2
+    pose.pose.covariance = covariance.ravel().tolist()
     return pose
 
 
-def annulus_pose(header: Header, guidance: Guidance) -> PoseStamped:
-    """The annulus frame as a pose: origin at the AA1-AA2 midpoint, x along AA1 → AA2."""
+def annulus_pose(
+    header: Header, guidance: Guidance, xy_px: np.ndarray, std_px: np.ndarray
+) -> PoseWithCovarianceStamped:
+    """The annulus frame as a pose: origin at the annulus origin, x along AA1 → AA2, y to the ventricle."""
+    if guidance.annulus_source == Guidance.ANNULUS_CONTRAST:
+        position_var_px2 = 0.25 * float(std_px[Kp.AA1] ** 2 + std_px[Kp.AA2] ** 2)  # of the midpoint
+        yaw_var_rad2 = _axis_variance_rad2(xy_px, std_px, Kp.AA1, Kp.AA2)
+    else:  # carried by the pigtail's translation, orientation held
+        position_var_px2 = float(std_px[Kp.PT] ** 2)
+        yaw_var_rad2 = UNMEASURED_VARIANCE
     return pose_in_image(
         header,
         guidance.annulus_origin_x_px,
         guidance.annulus_origin_y_px,
-        math.radians(guidance.annulus_angle_deg),
+        _planar_quaternion(math.radians(guidance.annulus_angle_deg), int(guidance.annulus_y_sign)),
         guidance.mm_per_px,
+        position_var_px2,
+        yaw_var_rad2,
     )
 
 
-def tip_pose(header: Header, xy_px: np.ndarray, mm_per_px: float) -> PoseStamped:
+def annulus_transform(header: Header, guidance: Guidance) -> TransformStamped:
+    """The ``annulus`` frame in the metric image frame named by ``header`` (for /tf)."""
+    m_per_px = guidance.mm_per_px * 1e-3
+    transform = TransformStamped(header=header, child_frame_id=ANNULUS_FRAME_ID)
+    transform.transform.translation = Vector3(
+        x=guidance.annulus_origin_x_px * m_per_px, y=guidance.annulus_origin_y_px * m_per_px, z=0.0
+    )
+    transform.transform.rotation = _planar_quaternion(
+        math.radians(guidance.annulus_angle_deg), int(guidance.annulus_y_sign)
+    )
+    return transform
+
+
+def tip_pose(
+    header: Header, xy_px: np.ndarray, std_px: np.ndarray, mm_per_px: float
+) -> PoseWithCovarianceStamped:
     """The catheter tip CT, x axis along the delivery axis CD → CT."""
     axis = xy_px[Kp.CT] - xy_px[Kp.CD]
     angle = math.atan2(float(axis[1]), float(axis[0])) if float(np.hypot(*axis)) > 1e-9 else 0.0
-    return pose_in_image(header, float(xy_px[Kp.CT, 0]), float(xy_px[Kp.CT, 1]), angle, mm_per_px)
+    return pose_in_image(
+        header,
+        float(xy_px[Kp.CT, 0]),
+        float(xy_px[Kp.CT, 1]),
+        _planar_quaternion(angle, 1),
+        mm_per_px,
+        float(std_px[Kp.CT] ** 2),
+        _axis_variance_rad2(xy_px, std_px, Kp.CD, Kp.CT),
+    )
 
 
 _STATE_COLOURS = (
@@ -163,7 +236,8 @@ _STATE_COLOURS = (
 
 
 def markers(header: Header, xy_px: np.ndarray, state: np.ndarray, guidance: Guidance) -> MarkerArray:
-    """RViz markers in the image frame (metres): tracked keypoints, the annulus axis and a depth label.
+    """RViz markers in the metric image frame named by ``header`` (metres): tracked keypoints, the annulus
+    axis and a depth label.
 
     Markers whose data is not available this frame are deleted (action DELETE with the same id).
     """
@@ -178,18 +252,17 @@ def markers(header: Header, xy_px: np.ndarray, state: np.ndarray, guidance: Guid
     out = [points]
     axis = Marker(header=header, ns="annulus", id=1, type=Marker.LINE_LIST)
     label = Marker(header=header, ns="depth", id=2, type=Marker.TEXT_VIEW_FACING)
-    if guidance.annulus_valid:
+    frame = guidance_from_msg(guidance).annulus_frame() if guidance.annulus_valid else None
+    if frame is not None:  # the annulus frame: x axis one diameter long, y axis to the ventricle
         axis.action = Marker.ADD
         axis.scale.x = 2 * scale
         axis.pose.orientation.w = 1.0
         axis.color = ColorRGBA(r=0.2, g=0.6, b=1.0, a=1.0)
         half_px = 0.5 * guidance.annulus_diameter_mm / guidance.mm_per_px if guidance.mm_per_px > 0 else 0.0
-        angle = math.radians(guidance.annulus_angle_deg)
-        cx, cy = guidance.annulus_origin_x_px, guidance.annulus_origin_y_px
-        dx, dy = half_px * math.cos(angle), half_px * math.sin(angle)
+        ends = (-frame.x_axis, frame.x_axis, np.zeros(2), frame.y_axis)
         axis.points = [
-            Point(x=(cx - dx) * scale, y=(cy - dy) * scale),
-            Point(x=(cx + dx) * scale, y=(cy + dy) * scale),
+            Point(x=float(x) * scale, y=float(y) * scale)
+            for x, y in (frame.origin_px + half_px * e for e in ends)
         ]
     else:
         axis.action = Marker.DELETE

@@ -7,23 +7,43 @@ exits with a clear message on a bad value); *configure* loads the model and crea
 
 Topics (relative names; remap ``image`` to the camera topic):
 
-- ``image`` (sensor_msgs/Image, in): QoS from ``image_qos_reliability``/``image_qos_depth`` (default
-  best effort, keep last 1 = SensorDataQoS with depth 1), so a slow frame is replaced, never queued.
+- ``image`` (sensor_msgs/Image, in) with ``image_transport`` "raw", or ``image/compressed``
+  (sensor_msgs/CompressedImage: JPEG, PNG 8/16 bit) with "compressed" (image_transport's naming: the
+  remapped ``image`` topic + ``/compressed``, e.g. ``/fluoro/image/compressed``).
+  QoS from ``image_qos_reliability``/``image_qos_depth`` (default best effort, keep last 1 =
+  SensorDataQoS with depth 1), so a slow frame is replaced, never queued. Encodings: mono8/16,
+  8UC1/16UC1, 32FC1, bgr8/rgb8 (luma), yuv422 (UYVY), yuv422_yuy2 (YUYV), uyvy, yuyv (their Y).
+- ``calibration/mm_per_px`` (std_msgs/Float64, in, reliable + transient local: the latest value is
+  latched): the scale [mm/px at the isocentre] of the (cropped) image as received; it overrides the
+  calibration parameters from its arrival on.
+- ``carm_state`` (tavi_msgs/CArmState, in, reliable + transient local): the C-arm's angles, SID, field
+  size and table position; a change of view (:mod:`tavi_perception.core.carm`) restarts tracking at the
+  next frame and drops the annulus (held across pedal gaps or pigtail-bound) until the next aortogram.
 - ``guidance`` (tavi_msgs/Guidance): one per received frame, also for a rejected frame (then invalid
-  with the reason), published first.
+  with the reason), published first; none for a repeat of the last frame's pixels (see below). Every
+  guidance says whether the scale was given (``calibrated``) and where it came from
+  (``calibration_source``).
 - ``keypoints`` (tavi_msgs/KeypointArray): tracked keypoints of every processed frame.
-- ``annulus_pose``, ``catheter_tip_pose`` (geometry_msgs/PoseStamped): only while the annulus /
-  catheter block is valid; frames and units in :mod:`tavi_perception.ros.messages`.
+- ``annulus_pose``, ``catheter_tip_pose`` (geometry_msgs/PoseWithCovarianceStamped, covariance from the
+  tracker's keypoint uncertainties): only while the annulus / catheter block is valid; in the metric
+  frame ``metric_frame_id`` (metres; the image's stamp); conventions in :mod:`tavi_perception.ros.messages`.
+- ``/tf`` (tf2_msgs/TFMessage): ``metric_frame_id`` -> ``annulus`` while the annulus block is valid, when
+  tf2_msgs is importable (a ROS installation; the PyPI wheels have none, then no /tf).
 - ``markers`` (visualization_msgs/MarkerArray) and ``overlay`` (sensor_msgs/Image, bgr8): rendered
   only while someone subscribes, after the guidance.
-- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): rates, latencies, drops, backend, model SHA-256.
+- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): rates, latencies, admission counts per rule,
+  calibration, backend, model SHA-256; WARN "uncalibrated" while the scale is the default.
 
-Every output header is the input image's header, unchanged. A frame is rejected (invalid guidance,
-counted in diagnostics, never a crash) when it is older than ``max_frame_age_ms`` on arrival (stale),
-when its stamp is not after the previous frame's (out of order; a jump back of more than
-``stamp_reset_s`` restarts tracking instead, e.g. a looping bag), when its pixels are bit-identical to the
-previous frame's (a frozen source re-sending an old image; ``reject_repeated_frames``), when it is larger than
-``max_image_side_px`` or when it cannot be decoded (encoding, size, truncated data).
+Every output header is the input image's header, unchanged (poses, markers and /tf: the same stamp,
+frame ``metric_frame_id``); pixel coordinates (keypoints, annulus origin, poses, overlay) are the input
+image's, also when a region of interest (``roi_*``, ``roi_auto``)
+crops it to the fluoroscopy area; the calibration refers to the cropped image. Which frames are
+measured is decided by :mod:`tavi_perception.core.admission` (stale, stamped in the future, out of
+order, new sequence, gap, too large, undecodable, repeated or frozen pixels, non-scene frames): a
+rejected frame is answered with invalid guidance and counted, never a crash. Without an explicit
+calibration (``mm_per_px`` > 0, or all of pixel spacing, SID and SOD, or the calibration topic) the node
+warns once, reports it in /diagnostics and publishes ``calibrated=false``; with
+``require_calibration`` it refuses to activate instead.
 """
 
 from __future__ import annotations
@@ -35,35 +55,48 @@ import traceback
 from pathlib import Path
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from geometry_msgs.msg import PoseStamped
+from geometry_msgs.msg import PoseWithCovarianceStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
-from std_msgs.msg import Header
-from tavi_msgs.msg import Guidance, KeypointArray
+from sensor_msgs.msg import CompressedImage, Image
+from std_msgs.msg import Float64, Header
+from tavi_msgs.msg import CArmState, Guidance, KeypointArray
 from visualization_msgs.msg import MarkerArray
 
+try:  # a ROS installation has tf2_msgs; the PyPI wheels do not (then no /tf)
+    from tf2_msgs.msg import TFMessage
+except ImportError:
+    TFMessage = None
+
+from tavi_perception.core.admission import RULES, AdmissionParams
+from tavi_perception.core.calibration import Calibration, calibration_from_parameters
+from tavi_perception.core.carm import CArmPose
 from tavi_perception.core.overlay import OverlayRenderer
 from tavi_perception.core.pipeline import (
     FrameResult,
-    FrozenImageError,
     PerceptionPipeline,
+    UnprocessedFrame,
     shipped_model_path,
 )
+from tavi_perception.core.roi import Box, RegionOfInterest
 from tavi_perception.geometry.estimator import GeometryParams
-from tavi_perception.geometry.frames import mm_per_px as calibrated_mm_per_px
+from tavi_perception.guidance import GuidanceEstimate
 from tavi_perception.inference.engines import BACKENDS, create_engine, file_sha256
 from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
-from tavi_perception.ros.imaging import ImageConversionError, image_to_grey, numpy_to_image
+from tavi_perception.ros.imaging import (
+    compressed_to_grey,
+    image_to_grey,
+    numpy_to_image,
+)
+from tavi_perception.ros.lifecycle import AUTOSTART, run
 from tavi_perception.ros.messages import (
+    METRIC_FRAME_ID,
     annulus_pose,
+    annulus_transform,
     guidance_to_msg,
-    invalid_guidance,
     keypoints_to_msg,
     markers,
     stamp_ns,
@@ -74,6 +107,7 @@ from tavi_perception.tracking import TrackerParams
 
 _GEO = GeometryParams()
 _TRK = TrackerParams()
+_ADM = AdmissionParams()
 
 
 def _dyn(name: str, default: float | int, description: str, low: float, high: float) -> ParamSpec:
@@ -82,34 +116,79 @@ def _dyn(name: str, default: float | int, description: str, low: float, high: fl
 
 
 PARAMETERS: tuple[ParamSpec, ...] = (
-    ParamSpec("autostart", True, "configure and activate at start (false: wait for lifecycle transitions)"),
+    AUTOSTART,
     # model
     ParamSpec("model_path", "", "ONNX model (.onnx) or torch checkpoint (.pt); empty: the shipped model"),
     ParamSpec("backend", "auto", "inference backend", choices=BACKENDS),
     ParamSpec("inference_threads", 2, "[threads] CPU threads of the inference engine", 1, 64),
     # input
     ParamSpec(
+        "image_transport",
+        "raw",
+        "raw: sensor_msgs/Image on image; compressed: image/compressed",
+        choices=("raw", "compressed"),
+    ),
+    ParamSpec(
         "image_qos_reliability", "best_effort", "image QoS reliability", choices=("best_effort", "reliable")
     ),
     ParamSpec("image_qos_depth", 1, "[frames] image subscription queue depth (keep last)", 1, 100),
+    ParamSpec("roi_x_px", 0, "[px] left edge of the fluoroscopy area in the input image", 0, 65535),
+    ParamSpec("roi_y_px", 0, "[px] top edge of the fluoroscopy area in the input image", 0, 65535),
+    ParamSpec("roi_width_px", 0, "[px] width of the fluoroscopy area; 0 = to the right edge", 0, 65535),
+    ParamSpec("roi_height_px", 0, "[px] height of the fluoroscopy area; 0 = to the bottom edge", 0, 65535),
+    ParamSpec("roi_auto", False, "find the bright fluoroscopy area of a screen capture (roi_* all 0)"),
+    # admission (names and meanings of tavi_perception.core.admission.AdmissionParams)
     _dyn(
-        "max_frame_age_ms", 200.0, "[ms] frames older than this on arrival are dropped; 0 = never", 0.0, 6e4
+        "max_frame_age_ms",
+        _ADM.max_frame_age_ms,
+        "[ms] older on arrival: rejected as stale; 0 = never",
+        0.0,
+        6e4,
+    ),
+    _dyn(
+        "max_future_stamp_ms",
+        _ADM.max_future_stamp_ms,
+        "[ms] stamped further ahead of the clock: rejected; 0 = never",
+        0.0,
+        6e4,
+    ),
+    _dyn(
+        "stamp_reset_s",
+        _ADM.stamp_reset_s,
+        "[s] a stamp this far before the latest starts a new sequence",
+        0.0,
+        1e6,
+    ),
+    ParamSpec("max_image_side_px", _ADM.max_image_side_px, "[px] larger frames are rejected", 16, 65536),
+    _dyn(
+        "gap_after_s", _ADM.gap_after_s, "[s] longer without an admitted frame: the tracks restart", 0.0, 60.0
+    ),
+    _dyn(
+        "frozen_after_s",
+        _ADM.frozen_after_s,
+        "[s] repeated pixels for longer: frozen source, invalid",
+        0.0,
+        60.0,
     ),
     ParamSpec(
-        "stamp_reset_s", 1.0, "[s] a stamp this far before the previous one restarts tracking", 0.0, 1e6
+        "reject_repeated_frames", _ADM.reject_repeated, "bit-identical repeats are repeats, not new frames"
     ),
-    ParamSpec("max_image_side_px", 4096, "[px] larger frames are rejected before decoding", 16, 65536),
-    ParamSpec(
-        "reject_repeated_frames",
-        True,
-        "reject a frame whose pixels equal the previous frame's (frozen source)",
-    ),
+    ParamSpec("check_image_quality", _ADM.check_quality, "reject black, uniform, saturated and noise frames"),
     # calibration
     _dyn("mm_per_px", 0.0, "[mm/px] scale at the isocentre; 0 = from pixel spacing, SID and SOD", 0.0, 10.0),
-    _dyn("imager_pixel_spacing_mm", 0.6, "[mm] detector pixel spacing at calibration_width_px", 1e-4, 10.0),
-    _dyn("sid_mm", 1200.0, "[mm] source-image distance", 100.0, 3000.0),
-    _dyn("sod_mm", 800.0, "[mm] source-object (isocentre) distance, <= sid_mm", 50.0, 3000.0),
-    _dyn("calibration_width_px", 512, "[px] image width the scale refers to; 0 = any width", 0, 16384),
+    _dyn(
+        "imager_pixel_spacing_mm",
+        0.0,
+        "[mm] detector pixel spacing at calibration_width_px; 0 = not given",
+        0.0,
+        10.0,
+    ),
+    _dyn("sid_mm", 0.0, "[mm] source-image distance; 0 = not given", 0.0, 3000.0),
+    _dyn("sod_mm", 0.0, "[mm] source-object (isocentre) distance, <= sid_mm; 0 = not given", 0.0, 3000.0),
+    _dyn(
+        "calibration_width_px", 512, "[px] (cropped) image width the scale refers to; 0 = any width", 0, 16384
+    ),
+    ParamSpec("require_calibration", False, "refuse to activate without an explicit calibration"),
     # geometry (names and meanings of tavi_perception.geometry.estimator.GeometryParams)
     _dyn("target_depth_mm", _GEO.target_depth_mm, "[mm] target implantation depth", -20.0, 40.0),
     _dyn("depth_tolerance_mm", _GEO.depth_tolerance_mm, "[mm] half-width of the depth band", 0.0, 20.0),
@@ -128,6 +207,16 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "max_predicted_s", _GEO.max_predicted_s, "[s] longest coasting used in a valid block", 0.0, 5.0
     ),
+    ParamSpec(
+        "annulus_hold_max_s", _GEO.annulus_hold_max_s, "[s] longest gap an annulus is held over", 0.0, 3600.0
+    ),
+    ParamSpec(
+        "reattach_tolerance_mm", _GEO.reattach_tolerance_mm, "[mm] PT back within this: re-attach", 0.1, 50.0
+    ),
+    ParamSpec(
+        "reattach_window_s", _GEO.reattach_window_s, "[s] PT usable within this after a gap", 0.1, 60.0
+    ),
+    ParamSpec("pt_history_s", _GEO.pt_history_s, "[s] PT positions kept for re-attachment", 0.1, 120.0),
     # tracking (names and meanings of tavi_perception.tracking.TrackerParams)
     ParamSpec("visibility_threshold", _TRK.visibility_threshold, "[1] detection threshold", 0.01, 1.0),
     ParamSpec(
@@ -135,6 +224,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ),
     ParamSpec("max_coast_s", _TRK.max_coast_s, "[s] prediction-only time before LOST", 0.01, 10.0),
     # outputs
+    ParamSpec(
+        "metric_frame_id",
+        METRIC_FRAME_ID,
+        "frame_id of the poses, markers and /tf parent: the image frame in metres (the image header's "
+        "frame_id names the pixel frame)",
+    ),
     ParamSpec("output_qos_depth", 10, "[messages] queue depth of the reliable outputs", 1, 1000),
     _dyn("overlay_every_n", 1, "[frames] render the overlay every n-th frame (while subscribed)", 1, 1000),
     ParamSpec("diagnostics_period_s", 1.0, "[s] /diagnostics publication period", 0.1, 60.0),
@@ -148,6 +243,38 @@ def _subset(values: dict[str, object], keys: frozenset[str]) -> dict[str, object
     return {k: v for k, v in values.items() if k in keys}
 
 
+# node parameter -> AdmissionParams field
+_ADMISSION_FIELDS = {
+    "max_frame_age_ms": "max_frame_age_ms",
+    "max_future_stamp_ms": "max_future_stamp_ms",
+    "stamp_reset_s": "stamp_reset_s",
+    "max_image_side_px": "max_image_side_px",
+    "gap_after_s": "gap_after_s",
+    "frozen_after_s": "frozen_after_s",
+    "reject_repeated_frames": "reject_repeated",
+    "check_image_quality": "check_quality",
+}
+_CALIBRATION_KEYS = frozenset(
+    ("mm_per_px", "imager_pixel_spacing_mm", "sid_mm", "sod_mm", "calibration_width_px")
+)
+CALIBRATION_TOPIC = "calibration/mm_per_px"
+CARM_TOPIC = "carm_state"
+
+
+def _admission_fields(values: dict[str, object]) -> dict[str, object]:
+    return {field: values[name] for name, field in _ADMISSION_FIELDS.items() if name in values}
+
+
+def _parameter_calibration(values: dict[str, object]) -> Calibration:
+    return calibration_from_parameters(
+        values["mm_per_px"],  # type: ignore[arg-type]
+        values["imager_pixel_spacing_mm"],  # type: ignore[arg-type]
+        values["sid_mm"],  # type: ignore[arg-type]
+        values["sod_mm"],  # type: ignore[arg-type]
+        values["calibration_width_px"],  # type: ignore[arg-type]
+    )
+
+
 class PerceptionNode(LifecycleNode):
     """The perception lifecycle node; see the module docstring for topics and behaviour."""
 
@@ -156,10 +283,8 @@ class PerceptionNode(LifecycleNode):
         self._values = declare_parameters(self, PARAMETERS)
         GeometryParams(**_subset(self._values, _GEOMETRY_KEYS))  # type: ignore[arg-type]  # fail fast
         TrackerParams(**_subset(self._values, _TRACKER_KEYS))  # type: ignore[arg-type]
-        if self._values["sod_mm"] > self._values["sid_mm"]:
-            raise ValueError(
-                f"sod_mm ({self._values['sod_mm']}) cannot exceed sid_mm ({self._values['sid_mm']})"
-            )
+        AdmissionParams(**_admission_fields(self._values))  # type: ignore[arg-type]
+        _parameter_calibration(self._values)  # SOD > SID
         self.add_on_set_parameters_callback(dynamic_parameter_guard(PARAMETERS))
         self.add_on_set_parameters_callback(self._check_calibration)
         self.add_post_set_parameters_callback(self._apply_parameters)
@@ -167,6 +292,9 @@ class PerceptionNode(LifecycleNode):
         self._model_path = Path()
         self._model_sha256 = ""
         self._subscription = None
+        self._calibration_subscription = None
+        self._carm_subscription = None
+        self._topic_calibration: Calibration | None = None
         self._overlay = OverlayRenderer()
         self._reset_statistics()
 
@@ -181,17 +309,31 @@ class PerceptionNode(LifecycleNode):
             self.get_logger().error(f"cannot load the model: {err}")
             return TransitionCallbackReturn.FAILURE
         self._model_sha256 = file_sha256(self._model_path)
+        box = Box(v["roi_x_px"], v["roi_y_px"], v["roi_width_px"], v["roi_height_px"])
         self._pipeline = PerceptionPipeline(
             engine,
+            self._calibration(),
             TrackerParams(**_subset(v, _TRACKER_KEYS)),  # type: ignore[arg-type]
             GeometryParams(**_subset(v, _GEOMETRY_KEYS)),  # type: ignore[arg-type]
-            reject_repeated=bool(v["reject_repeated_frames"]),
+            AdmissionParams(**_admission_fields(v)),  # type: ignore[arg-type]
+            RegionOfInterest(box, auto=bool(v["roi_auto"])),
         )
+        latched = QoSProfile(
+            depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+        )
+        self._calibration_subscription = self.create_subscription(
+            Float64, CALIBRATION_TOPIC, self._on_calibration, latched
+        )
+        self._carm_subscription = self.create_subscription(CArmState, CARM_TOPIC, self._on_carm, latched)
         out_qos = QoSProfile(depth=v["output_qos_depth"], reliability=ReliabilityPolicy.RELIABLE)
         self._guidance_pub = self.create_lifecycle_publisher(Guidance, "guidance", out_qos)
         self._keypoints_pub = self.create_lifecycle_publisher(KeypointArray, "keypoints", out_qos)
-        self._annulus_pub = self.create_lifecycle_publisher(PoseStamped, "annulus_pose", out_qos)
-        self._tip_pub = self.create_lifecycle_publisher(PoseStamped, "catheter_tip_pose", out_qos)
+        pose = PoseWithCovarianceStamped
+        self._annulus_pub = self.create_lifecycle_publisher(pose, "annulus_pose", out_qos)
+        self._tip_pub = self.create_lifecycle_publisher(pose, "catheter_tip_pose", out_qos)
+        self._tf_pub = (
+            self.create_lifecycle_publisher(TFMessage, "/tf", QoSProfile(depth=100)) if TFMessage else None
+        )
         self._markers_pub = self.create_lifecycle_publisher(MarkerArray, "markers", out_qos)
         self._overlay_pub = self.create_lifecycle_publisher(Image, "overlay", QoSProfile(depth=1))
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -211,8 +353,25 @@ class PerceptionNode(LifecycleNode):
             reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
             durability=DurabilityPolicy.VOLATILE,
         )
-        self._subscription = self.create_subscription(Image, "image", self._on_image, qos)
-        self.get_logger().info(f"active: listening on {self._subscription.topic_name}")
+        calibration = self._calibration()
+        if not calibration.calibrated:
+            if v["require_calibration"]:
+                self.get_logger().error(
+                    "require_calibration: no explicit calibration; set mm_per_px, or "
+                    f"imager_pixel_spacing_mm, sid_mm and sod_mm, or publish {CALIBRATION_TOPIC} first"
+                )
+                return TransitionCallbackReturn.FAILURE
+            self.get_logger().warning(
+                f"uncalibrated: millimetres use the {calibration.source}; guidance says calibrated=false"
+            )
+        if v["image_transport"] == "compressed":  # image_transport's naming: <resolved image>/compressed
+            topic = self.resolve_topic_name("image") + "/compressed"
+            self._subscription = self.create_subscription(CompressedImage, topic, self._on_image, qos)
+        else:
+            self._subscription = self.create_subscription(Image, "image", self._on_image, qos)
+        self.get_logger().info(
+            f"active: listening on {self._subscription.topic_name}; scale {calibration.source}"
+        )
         return super().on_activate(state)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -235,6 +394,11 @@ class PerceptionNode(LifecycleNode):
     def _release(self) -> None:
         if self._pipeline is None:
             return
+        self.destroy_subscription(self._calibration_subscription)
+        self._calibration_subscription = None
+        self.destroy_subscription(self._carm_subscription)
+        self._carm_subscription = None
+        self._topic_calibration = None
         for pub in self._lifecycle_publishers():
             self.destroy_lifecycle_publisher(pub)
         self.destroy_publisher(self._diagnostics_pub)
@@ -250,14 +414,20 @@ class PerceptionNode(LifecycleNode):
             self._tip_pub,
             self._markers_pub,
             self._overlay_pub,
-        )
+        ) + ((self._tf_pub,) if self._tf_pub is not None else ())
 
     # --- parameters ----------------------------------------------------------------------------
 
     def _check_calibration(self, params: list[Parameter]) -> SetParametersResult:
         new = {**self._values, **{p.name: p.value for p in params}}
-        if new["sod_mm"] > new["sid_mm"]:
-            return SetParametersResult(successful=False, reason="sod_mm cannot exceed sid_mm")
+        try:
+            calibration = _parameter_calibration(new)
+        except ValueError as err:
+            return SetParametersResult(successful=False, reason=str(err))
+        if new["require_calibration"] and self._topic_calibration is None and not calibration.calibrated:
+            return SetParametersResult(
+                successful=False, reason=f"require_calibration: this would leave the {calibration.source}"
+            )
         return SetParametersResult(successful=True)
 
     def _apply_parameters(self, params: list[Parameter]) -> None:
@@ -266,23 +436,46 @@ class PerceptionNode(LifecycleNode):
         if self._pipeline is not None and changed.keys() & _GEOMETRY_KEYS:
             estimator = self._pipeline.estimator
             estimator.params = dataclasses.replace(estimator.params, **_subset(changed, _GEOMETRY_KEYS))
+        if self._pipeline is not None and changed.keys() & _ADMISSION_FIELDS.keys():
+            admission = self._pipeline.admission
+            admission.params = dataclasses.replace(admission.params, **_admission_fields(changed))
+        if self._pipeline is not None and changed.keys() & _CALIBRATION_KEYS:
+            self._pipeline.calibration = self._calibration()
         if changed:
             self.get_logger().info(f"parameters changed: {changed}")
 
-    def mm_per_px_for(self, width_px: int) -> float:
-        """Scale at the isocentre for a frame ``width_px`` wide [mm/px]."""
-        v = self._values
-        if v["mm_per_px"] > 0:
-            scale = v["mm_per_px"]
-        else:
-            scale = calibrated_mm_per_px(v["imager_pixel_spacing_mm"], v["sid_mm"], v["sod_mm"])
-        if v["calibration_width_px"] > 0:
-            scale *= v["calibration_width_px"] / width_px
-        return float(scale)
+    def _calibration(self) -> Calibration:
+        """The calibration topic's latest value, else the parameters'."""
+        return self._topic_calibration or _parameter_calibration(self._values)
+
+    def _on_calibration(self, msg: Float64) -> None:
+        try:
+            calibration = Calibration(float(msg.data), 0, True, f"topic {CALIBRATION_TOPIC} {msg.data:g}")
+        except ValueError as err:
+            self.get_logger().error(f"ignoring {CALIBRATION_TOPIC}: {err}")
+            return
+        self._topic_calibration = calibration
+        if self._pipeline is not None:
+            self._pipeline.calibration = calibration
+        self.get_logger().info(f"calibration from {CALIBRATION_TOPIC}: {msg.data:g} mm/px")
+
+    def _on_carm(self, msg: CArmState) -> None:
+        pose = CArmPose(
+            msg.primary_angle_deg,
+            msg.secondary_angle_deg,
+            msg.sid_mm,
+            msg.field_size_mm,
+            msg.table_x_mm,
+            msg.table_y_mm,
+            msg.table_z_mm,
+        )
+        reason = self._pipeline.set_carm(pose) if self._pipeline is not None else None
+        if reason is not None:
+            self.get_logger().warning(f"{reason}: tracking restarts, the annulus needs a new aortogram")
 
     # --- frames --------------------------------------------------------------------------------
 
-    def _on_image(self, msg: Image, info: dict) -> None:
+    def _on_image(self, msg: Image | CompressedImage, info: dict) -> None:
         received_s = time.perf_counter()
         now_s = time.monotonic()
         self._rate_in.tick(now_s)
@@ -291,64 +484,43 @@ class PerceptionNode(LifecycleNode):
             self._handle(msg, received_s)
         except Exception as err:  # never let a frame take the node down; hold the controller instead
             self._errors += 1
-            self._last_problem = f"internal error: {err}"
+            reason = f"internal error: {err}"
             self.get_logger().error(f"frame failed: {err}\n{traceback.format_exc()}")
-            self._publish_invalid(msg.header, self._last_problem)
+            if self._pipeline is not None:
+                self._publish_invalid(msg.header, self._pipeline.invalid_estimate(reason))
 
-    def _handle(self, msg: Image, received_s: float) -> None:
-        v = self._values
+    def _handle(self, msg: Image | CompressedImage, received_s: float) -> None:
+        pipeline = self._pipeline
+        assert pipeline is not None  # images are subscribed only while active
         header = msg.header
-        t_ns = stamp_ns(header.stamp)
-        age_ms = (self.get_clock().now().nanoseconds - t_ns) * 1e-6
-        if v["max_frame_age_ms"] > 0 and age_ms > v["max_frame_age_ms"]:
-            self._dropped_stale += 1
-            self._reject(
-                header, f"stale frame: {age_ms:.0f} ms old > max_frame_age_ms {v['max_frame_age_ms']:.0f}"
-            )
+        t_s = stamp_ns(header.stamp) * 1e-9
+        now_s = self.get_clock().now().nanoseconds * 1e-9
+        raw = isinstance(msg, Image)
+        outcome = pipeline.screen(t_s, now_s, msg.width, msg.height) if raw else pipeline.screen(t_s, now_s)
+        image = None
+        if outcome is None:
+            try:
+                image = image_to_grey(msg) if raw else compressed_to_grey(msg)
+                outcome = pipeline.step(t_s, now_s, image)
+            except ValueError as err:  # ImageConversionError, or an image the engine or the ROI cannot take
+                outcome = pipeline.undecodable(t_s, str(err))
+        if image is not None:
+            kind = msg.encoding if raw else msg.format
+            self._image_size = f"{image.shape[1]}x{image.shape[0]} {kind}"
+        if isinstance(outcome, UnprocessedFrame):
+            if outcome.estimate is not None:  # a repeat (no estimate) is answered with nothing
+                self._publish_invalid(header, outcome.estimate)
             return
-        if self._last_stamp_ns is not None and t_ns <= self._last_stamp_ns:
-            back_s = (self._last_stamp_ns - t_ns) * 1e-9
-            if back_s <= v["stamp_reset_s"]:
-                self._out_of_order += 1
-                self._reject(header, f"out-of-order stamp: {back_s * 1e3:.1f} ms before the previous frame")
-                return
-            self.get_logger().warning(f"stamps jumped back {back_s:.1f} s: restarting tracking")
-            self._pipeline.reset()
-            self._resets += 1
-        if max(msg.width, msg.height) > v["max_image_side_px"]:
-            self._malformed += 1
-            self._reject(
-                header,
-                f"image {msg.width}x{msg.height} larger than max_image_side_px {v['max_image_side_px']}",
-            )
-            return
-        try:
-            image = image_to_grey(msg)
-            result = self._pipeline.process(t_ns * 1e-9, image, self.mm_per_px_for(msg.width))
-        except FrozenImageError as err:
-            self._frozen += 1
-            self._reject(header, f"frozen image: {err}")
-            return
-        except (ImageConversionError, ValueError) as err:
-            self._malformed += 1
-            self._reject(header, f"bad image: {err}")
-            return
-        self._last_stamp_ns = t_ns
-        self._publish(header, msg, image, result, received_s)
+        self._publish(header, image, outcome, received_s)
 
-    def _reject(self, header: Header, reason: str) -> None:
-        self._last_problem = reason
-        self.get_logger().warning(reason, throttle_duration_sec=2.0)
-        self._publish_invalid(header, reason)
-
-    def _publish_invalid(self, header: Header, reason: str) -> None:
+    def _publish_invalid(self, header: Header, estimate: GuidanceEstimate) -> None:
         latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(header.stamp)) * 1e-6
-        self._guidance_pub.publish(invalid_guidance(header, reason, latency_ms))
+        self._guidance_pub.publish(guidance_to_msg(estimate, header, latency_ms))
         self._invalid += 1
+        self._last_problem = estimate.invalid_reason
+        self.get_logger().warning(estimate.invalid_reason, throttle_duration_sec=2.0)
 
-    def _publish(
-        self, header: Header, msg: Image, image: np.ndarray, result: FrameResult, received_s: float
-    ) -> None:
+    def _publish(self, header: Header, image: np.ndarray, result: FrameResult, received_s: float) -> None:
         est = result.estimate
         latency_ms = (self.get_clock().now().nanoseconds - stamp_ns(header.stamp)) * 1e-6
         guidance = guidance_to_msg(est, header, latency_ms)
@@ -365,20 +537,22 @@ class PerceptionNode(LifecycleNode):
             self._invalid += 1
             self._last_problem = guidance.invalid_reason
         self._tracking_state = int(guidance.tracking_state)
-        self._image_size = f"{msg.width}x{msg.height} {msg.encoding}"
 
         tracked, det = result.tracked, result.detections
         kp_args = (tracked.xy_px, tracked.velocity_px_s, tracked.std_px, tracked.state)
         kp_msg = keypoints_to_msg(
-            header, msg.width, msg.height, *kp_args, det.visibility, det.group_probability
+            header, image.shape[1], image.shape[0], *kp_args, det.visibility, det.group_probability
         )
         self._keypoints_pub.publish(kp_msg)
+        metric = Header(stamp=header.stamp, frame_id=self._values["metric_frame_id"])
         if guidance.annulus_valid:
-            self._annulus_pub.publish(annulus_pose(header, guidance))
+            self._annulus_pub.publish(annulus_pose(metric, guidance, tracked.xy_px, tracked.std_px))
+            if self._tf_pub is not None:
+                self._tf_pub.publish(TFMessage(transforms=[annulus_transform(metric, guidance)]))
         if guidance.catheter_valid:
-            self._tip_pub.publish(tip_pose(header, tracked.xy_px, guidance.mm_per_px))
+            self._tip_pub.publish(tip_pose(metric, tracked.xy_px, tracked.std_px, guidance.mm_per_px))
         if self._markers_pub.get_subscription_count() > 0:
-            self._markers_pub.publish(markers(header, tracked.xy_px, tracked.state, guidance))
+            self._markers_pub.publish(markers(metric, tracked.xy_px, tracked.state, guidance))
         self._frames_since_overlay += 1
         if (
             self._overlay_pub.get_subscription_count() > 0
@@ -409,10 +583,7 @@ class PerceptionNode(LifecycleNode):
         self._processing = LatencyWindow()
         self._inference = LatencyWindow()
         self._last_seq: dict[bytes, int] = {}
-        self._last_stamp_ns: int | None = None
-        self._processed = self._valid = self._invalid = self._errors = self._resets = 0
-        self._dropped_stale = self._out_of_order = self._malformed = self._dropped_transport = 0
-        self._frozen = 0
+        self._processed = self._valid = self._invalid = self._errors = self._dropped_transport = 0
         self._frames_since_overlay = 0
         self._tracking_state = Guidance.TRACKING_LOST
         self._image_size = ""
@@ -421,6 +592,8 @@ class PerceptionNode(LifecycleNode):
     def _publish_diagnostics(self) -> None:
         now_s = time.monotonic()
         active = self._subscription is not None
+        counts = self._pipeline.admission.counts if self._pipeline else {}
+        calibration = self._calibration()
         values: dict[str, object] = {
             "active": active,
             "input_rate_hz": self._rate_in.rate_hz(now_s),
@@ -429,13 +602,12 @@ class PerceptionNode(LifecycleNode):
             "frames_processed": self._processed,
             "guidance_valid": self._valid,
             "guidance_invalid": self._invalid,
-            "dropped_stale": self._dropped_stale,
             "dropped_transport": self._dropped_transport,
-            "rejected_out_of_order": self._out_of_order,
-            "rejected_malformed": self._malformed,
-            "rejected_frozen": self._frozen,
+            # frames per admission rule (tavi_perception.core.admission.RULES)
+            **{f"admission_{rule}": counts.get(rule, 0) for rule in RULES},
             "internal_errors": self._errors,
-            "tracking_resets": self._resets,
+            "calibrated": calibration.calibrated,
+            "calibration_source": calibration.source,
             "latency_ms_p50": self._latency.percentile(50),
             "latency_ms_p99": self._latency.percentile(99),
             "processing_ms_p50": self._processing.percentile(50),
@@ -452,6 +624,8 @@ class PerceptionNode(LifecycleNode):
             level, message = DiagnosticStatus.WARN, "inactive"
         elif self._rate_in.rate_hz(now_s) == 0.0:
             level, message = DiagnosticStatus.WARN, "no images"
+        elif not calibration.calibrated:
+            level, message = DiagnosticStatus.WARN, "uncalibrated"
         elif self._tracking_state == Guidance.TRACKING_OK:
             level, message = DiagnosticStatus.OK, "tracking"
         else:
@@ -463,30 +637,7 @@ class PerceptionNode(LifecycleNode):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the perception node; with ``autostart`` it configures and activates itself."""
-    rclpy.init(args=sys.argv if argv is None else argv)
-    try:
-        node = PerceptionNode()
-    except ValueError as err:
-        print(f"perception_node: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    code = 0
-    try:
-        if node.get_parameter("autostart").value:
-            if node.trigger_configure() != TransitionCallbackReturn.SUCCESS:
-                raise RuntimeError("configure failed (see the error above)")
-            if node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-                raise RuntimeError("activate failed")
-        rclpy.spin(node)
-    except RuntimeError as err:
-        print(f"perception_node: {err}", file=sys.stderr)
-        code = 1
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return code
+    return run(PerceptionNode, "perception_node", argv)
 
 
 if __name__ == "__main__":

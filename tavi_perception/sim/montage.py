@@ -6,6 +6,7 @@ Rows: one case per C-arm view (LAO-cranial, RAO-caudal, AP, and an off-S-curve v
 aortogram during positioning, a contrast-free moment (only pigtail, catheter and wire visible), and the
 capsule retracting with the frame edges out. Drawn: visible keypoints only, coloured by group
 (anatomical cyan, instrumental yellow, contour magenta), the AA1-AA2 line while it is visible.
+``--renderer ct`` renders the same case seeds and primary angles from the chest CT (docs/ct_renderer.md).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import cv2
 import numpy as np
 
 from tavi_perception.keypoints import KEYPOINT_GROUP, KEYPOINT_NAMES, Group, Kp
-from tavi_perception.sim.case import sample_case
+from tavi_perception.sim.ct.simulator import RENDERERS, create_simulator, simulation_case
 from tavi_perception.sim.simulator import ProcedureSimulator, SimFrame
 
 # (label, case seed, LAO pin, CRAN pin): CRAN None follows the case's S-curve (coplanar view)
@@ -86,11 +87,12 @@ def _label(tile: np.ndarray, text: str) -> None:
     cv2.putText(tile, text, (5, 5 + h), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
 
 
-def montage(size_px: int = 512, tile_px: int = 320) -> np.ndarray:
-    """The montage as a BGR image."""
+def montage(size_px: int = 512, tile_px: int = 320, renderer: str = "stylised") -> np.ndarray:
+    """The montage as a BGR image (``renderer``: ``stylised`` or ``ct``, the same cases and views)."""
     rows = []
     for view_label, seed, lao, cran in VIEWS:
-        sim = ProcedureSimulator(sample_case(seed, lao_deg=lao, cran_deg=cran), image_size=size_px)
+        case = simulation_case(renderer, seed, lao_deg=lao, cran_deg=cran)
+        sim = create_simulator(renderer, case, image_size=size_px)
         view = sim.case.imaging.view
         tiles = []
         for moment, wanted in MOMENTS:
@@ -110,8 +112,14 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/sim_montage.png"), help="PNG to write")
     p.add_argument("--size", type=int, default=512, help="render size [px] (default 512)")
     p.add_argument("--tile", type=int, default=320, help="tile size in the montage [px] (default 320)")
+    p.add_argument(
+        "--renderer",
+        choices=RENDERERS,
+        default="stylised",
+        help="stylised phantom or chest CT (default stylised)",
+    )
     args = p.parse_args(argv)
-    image = montage(args.size, args.tile)
+    image = montage(args.size, args.tile, args.renderer)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(args.out), image, [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         print(f"sim-montage: cannot write {args.out}", file=sys.stderr)

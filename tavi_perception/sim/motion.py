@@ -37,7 +37,7 @@ def respiratory_waveform(phase: np.ndarray | float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class MotionParams:
-    """Per-case motion (DESIGN.md §3: 60-100 bpm, root excursion up to ~10 mm; 12-20/min, ~5 mm)."""
+    """Per-case motion (docs/simulator.md: 60-100 bpm, root excursion up to ~10 mm; 12-20/min, ~5 mm)."""
 
     heart_rate_bpm: float
     cardiac_amplitude_mm: float  # peak systolic excursion of the root

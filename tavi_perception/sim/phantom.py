@@ -10,7 +10,7 @@ height ``s`` above the annulus plane and azimuth ``phi``::
 below: a bowl per cusp from the leaflet attachment on the wall (0 at the cusp nadir, rising towards the
 commissures) to the coaptation height at the centre. The cusp nadirs lie on the annulus plane (s = 0)
 at radius R; AA1/AA2 are the non-coronary and left-coronary cusp nadirs (clinical depth reference,
-DESIGN.md §3). Cusp orientation: right coronary cusp anterior, left coronary cusp towards the patient's
+docs/simulator.md). Cusp orientation: right coronary cusp anterior, left coronary cusp towards the patient's
 left, non-coronary cusp towards the right.
 
 Body: thorax (elliptic cylinder of soft tissue), lungs (ellipsoids minus heart and mediastinum), heart

@@ -5,7 +5,7 @@ Two drives: ``timeline`` (the scenario's segments; any time can be rendered dire
 speed limits, integrated frame by frame from the current state; entered with
 :meth:`ProcedureSimulator.command`).
 
-Visibility rules (DESIGN.md §2): anatomical points (AA1, AA2, STJ1, STJ2) only while the root's contrast
+Visibility rules (docs/simulator.md): anatomical points (AA1, AA2, STJ1, STJ2) only while the root's contrast
 fill is at least ``contrast_threshold``; FE1/FE2 only once the capsule retraction is > 0; every point
 outside the image or the collimated field is invisible, and CM also when the bend around it is not in
 the field (``Scene.keypoints_in_view``).
@@ -31,6 +31,7 @@ from tavi_perception.geometry.deviations import (
     stent_deviation,
 )
 from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
+from tavi_perception.guidance import DepthSource, GuidanceEstimate, TrackingState
 from tavi_perception.keypoints import GROUP_MEMBERS, Group, Kp
 from tavi_perception.sim.case import CaseParams, sample_case
 from tavi_perception.sim.contrast import ContrastSchedule, Injection
@@ -49,42 +50,39 @@ from tavi_perception.sim.scene import Scene
 DEFAULT_CONTRAST_THRESHOLD = 0.5
 
 
-@dataclass(frozen=True)
-class TrueGeometry:
-    """Ground-truth geometry of one frame (fields mirror tavi_msgs/Guidance where they exist).
+@dataclass(kw_only=True)
+class TrueGeometry(GuidanceEstimate):
+    """Ground-truth geometry of one frame: the Guidance contract filled from the truth, plus the case's.
 
-    2D values use the annulus frame of the true projected keypoints and ``mm_per_px`` at the isocentre.
-    Frame-edge values are those of the frame's inflow edge also before deployment (then the crimped
-    edge inside the capsule, not visible).
+    Every block is valid; 2D values use the annulus frame of the true projected keypoints and
+    ``mm_per_px`` at the isocentre. Frame-edge values are those of the frame's inflow edge also before
+    deployment (then the crimped edge inside the capsule, not visible); ``delivery_tilt_deg`` is the stent
+    axis (perpendicular to FE1-FE2), ``capsule_retraction_mm`` the physical (3D) retraction, the depth
+    source the stent once the capsule retraction started. Not known here, left to the publisher: the
+    annulus source (contrast or pigtail, by the contrast threshold) and the target (a parameter).
     """
 
-    annulus: AnnulusFrame
-    mm_per_px: float
-    annulus_diameter_mm: float  # projected AA1-AA2 distance
-    tip_depth_mm: float
-    tip_lateral_mm: float
-    coaxiality_deg: float  # delivery axis CD->CT against the root axis STJ-mid -> annulus origin
-    fe1_depth_mm: float
-    fe2_depth_mm: float
-    stent_mean_depth_mm: float
-    stent_asymmetry_mm: float
-    stent_tilt_deg: float  # FE1->FE2 against AA1->AA2, (-90, 90], + = FE2 deeper
-    delivery_tilt_deg: float  # stent axis (perpendicular to FE1-FE2) against the annulus y axis, image sense
-    capsule_retraction_mm: float  # physical retraction (3D)
-    deployment_fraction: float  # retraction / frame height, 0..1
     frame_height_mm: float  # valve frame height of this case
     cp_cd_closed_mm: float  # CP-CD distance with the capsule closed (3D, along the delivery axis)
     tip_depth_3d_mm: float  # CT below the annulus plane along the root axis (3D)
 
-    def as_dict(self) -> dict[str, float | list[float]]:
-        """JSON-friendly dict: the annulus as origin [px] and angle [deg], every other field as a float."""
-        out: dict[str, float | list[float]] = {
-            "annulus_origin_px": [float(v) for v in self.annulus.origin_px],
-            "annulus_angle_deg": self.annulus.angle_deg,
+    @property
+    def annulus(self) -> AnnulusFrame:
+        """The true annulus frame (from the contract's origin, angle and y sign)."""
+        frame = self.annulus_frame()
+        assert frame is not None  # the truth always has an annulus
+        return frame
+
+    def as_dict(self) -> dict[str, float | int | bool | str | list[float]]:
+        """JSON-friendly dict: the annulus origin as a list [px], every known field by name (NaN left out)."""
+        out: dict[str, float | int | bool | str | list[float]] = {
+            "annulus_origin_px": [self.annulus_origin_x_px, self.annulus_origin_y_px],
         }
         for f in fields(self):
-            if f.name != "annulus":
-                out[f.name] = float(getattr(self, f.name))
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                continue
+            out[f.name] = int(value) if isinstance(value, int) and not isinstance(value, bool) else value
         return out
 
 
@@ -131,21 +129,36 @@ def true_geometry(
     cath = catheter_deviation(frame, kp[Kp.CT], kp[Kp.CD], frame.origin_px - stj_mid, mm_per_px)
     stent = stent_deviation(frame, kp[Kp.FE1], kp[Kp.FE2], mm_per_px)
     dev = case.devices
+    deployed = state.retraction_mm > 0.0
     return TrueGeometry(
-        annulus=frame,
+        valid=True,
+        tracking_state=TrackingState.OK,
+        annulus_valid=True,
+        annulus_origin_x_px=float(frame.origin_px[0]),
+        annulus_origin_y_px=float(frame.origin_px[1]),
+        annulus_angle_deg=frame.angle_deg,
+        annulus_y_sign=frame.y_sign,
         mm_per_px=mm_per_px,
         annulus_diameter_mm=float(np.hypot(*(kp[Kp.AA2] - kp[Kp.AA1]))) * mm_per_px,
+        catheter_valid=True,
         tip_depth_mm=cath.tip_depth_mm,
         tip_lateral_mm=cath.tip_lateral_mm,
         coaxiality_deg=cath.coaxiality_deg,
+        stent_valid=True,
         fe1_depth_mm=stent.fe1_depth_mm,
         fe2_depth_mm=stent.fe2_depth_mm,
         stent_mean_depth_mm=stent.mean_depth_mm,
         stent_asymmetry_mm=stent.asymmetry_mm,
         stent_tilt_deg=stent.tilt_deg,
         delivery_tilt_deg=axis_tilt_deg(frame, stent_axis_px(frame, kp[Kp.FE1], kp[Kp.FE2])),
+        extraction_valid=True,
         capsule_retraction_mm=state.retraction_mm,
         deployment_fraction=deployment_fraction(state.retraction_mm, dev.frame_height_mm),
+        depth_source=DepthSource.STENT if deployed else DepthSource.TIP,
+        depth_mm=stent.mean_depth_mm if deployed else cath.tip_depth_mm,
+        depth_std_mm=0.0,
+        calibrated=True,
+        calibration_source="simulator",
         frame_height_mm=dev.frame_height_mm,
         cp_cd_closed_mm=dev.cp_cd_closed_mm,
         tip_depth_3d_mm=tip_depth_3d_mm,
@@ -171,13 +184,16 @@ class ProcedureSimulator:
         contrast: ContrastSchedule | None = None,
         limits: DeliveryLimits | None = None,
         contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD,
+        scene: Scene | None = None,
     ) -> None:
+        """``scene``: a prepared scene of ``case`` (the CT renderer's, ``sim.ct``); ``image_size`` and
+        ``bit_depth`` are then the scene's. Default: the stylised scene of ``case``."""
         if fps <= 0 or not math.isfinite(fps):
             raise ValueError(f"fps must be positive, got {fps}")
         if not 0.0 < contrast_threshold <= 1.0:
             raise ValueError(f"contrast threshold must be within (0, 1], got {contrast_threshold}")
         self.case = sample_case(case) if isinstance(case, int) else case
-        self.scene = Scene(self.case, image_size, bit_depth)
+        self.scene = scene if scene is not None else Scene(self.case, image_size, bit_depth)
         self.scenario = scenario if scenario is not None else default_scenario(self.case)
         self.contrast = contrast if contrast is not None else self.scenario.contrast
         self.limits = limits if limits is not None else DeliveryLimits()

@@ -32,9 +32,14 @@ Per frame:
   there (the point really moved, or the track was wrong). A track rejecting the detection right after
   its first one restarts at once (it most likely started on an outlier);
 - coasting: an undetected point is predicted (state PREDICTED) for at most ``max_coast_s``, then LOST;
-- time: a frame interval that is negative (timestamps going backwards, e.g. a bag replay loop) or longer
-  than ``max_coast_s`` (nothing could have been coasted through it) resets every track. Irregular and
-  dropped frames are ordinary variable ``dt`` for the filters.
+- sequences: the tracker does not decide by itself that a new sequence started. The caller (frame
+  admission) says so before ``update``: :meth:`KeypointTracker.start_sequence` (a new stream, timestamps
+  going back) forgets everything; :meth:`KeypointTracker.resume_after_gap` (frames resume after a
+  fluoroscopy pedal release) restarts every track, since nothing can be coasted through seconds without
+  images. The next :class:`TrackedKeypoints` reports ``reset``. A time going backwards without
+  ``start_sequence`` is refused (``ValueError``); an unannounced interval longer than ``max_coast_s``
+  expires every track by the coasting rule (each restarts at its next detection), without ``reset``.
+  Irregular and dropped frames are ordinary variable ``dt`` for the filters.
 """
 
 from __future__ import annotations
@@ -83,7 +88,7 @@ class TrackerParams:
     common_init_velocity_std_px_s: float = 100.0  # [px/s] velocity uncertainty of restarted common motion
     gate_chi2: float = 13.8  # [1] Mahalanobis² gate, χ² with 2 dof (13.8 = 99.9 %)
     reinit_after_rejections: int = 3  # consecutive gated-out detections before the track restarts there
-    max_coast_s: float = 0.5  # [s] prediction-only time before a keypoint is LOST; also the reset gap
+    max_coast_s: float = 0.5  # [s] prediction-only time before a keypoint is LOST
     consistency_sets: tuple[tuple[tuple[Kp, ...], int], ...] = DEFAULT_CONSISTENCY_SETS
 
     def __post_init__(self) -> None:
@@ -122,7 +127,7 @@ class TrackedKeypoints:
     since_measured_s: np.ndarray  # (11,) [s] since the last accepted detection (inf when never / LOST)
     rejected: np.ndarray  # (11,) bool: a detection was present but rejected (gate or group consistency)
     hits: np.ndarray  # (11,) int: detections accepted since the track (re)started (0 when LOST)
-    reset: bool = False  # the tracker restarted at this frame (time went backwards or a gap > max_coast_s)
+    reset: bool = False  # tracks restarted here: the caller started a sequence or resumed after a gap
 
 
 # The common motion's NIS average weights the newest frame by this much; its process noise grows as
@@ -143,11 +148,27 @@ class KeypointTracker:
         for row, (members, _) in enumerate(sets):
             self._set_members[row, [int(m) for m in members]] = 1.0
         self._set_minimum = np.array([minimum for _, minimum in sets], dtype=float)
-        self.reset()
+        self.start_sequence()
+        self._restarted = False  # the first frame of a new tracker is no restart
 
-    def reset(self) -> None:
-        """Forget every track (the next frame starts afresh)."""
+    def start_sequence(self) -> None:
+        """A new sequence starts with the next frame (new stream, time going back): forget everything."""
         self._t_s: float | None = None
+        self._forget_tracks()
+
+    def resume_after_gap(self, gap_s: float) -> None:
+        """Frames resume after ``gap_s`` [s] without images (e.g. the fluoroscopy pedal was released).
+
+        Every track restarts at its next detection: the heart and the devices moved unseen meanwhile,
+        so no prediction survives the gap. The clock is kept (a later time going back is refused).
+        """
+        if not (math.isfinite(gap_s) and gap_s >= 0.0):
+            raise ValueError(f"gap_s must be a finite duration >= 0 s, got {gap_s!r}")
+        self._forget_tracks()
+
+    def _forget_tracks(self) -> None:
+        """Every track inactive, the common motion at rest; the next output reports ``reset``."""
+        self._restarted = True
         self._active = np.zeros(NUM_KEYPOINTS, dtype=bool)
         self._since_s = np.full(NUM_KEYPOINTS, math.inf)
         self._rejections = np.zeros(NUM_KEYPOINTS, dtype=int)
@@ -165,14 +186,15 @@ class KeypointTracker:
         """Fuse one frame of detections taken at ``t_s`` [s]; ``xy_px`` (11, 2), ``visibility`` (11,)."""
         xy, vis = self._validate(t_s, xy_px, visibility)
         p = self.params
-        reset = False
-        dt_s = 0.0
-        if self._t_s is not None:
-            dt_s = t_s - self._t_s
-            if dt_s < 0.0 or dt_s > p.max_coast_s:
-                self.reset()
-                reset = True
-                dt_s = 0.0
+        dt_s = 0.0 if self._t_s is None else t_s - self._t_s
+        if dt_s < 0.0:
+            raise ValueError(f"time went back {-dt_s:.3f} s from {self._t_s!r} s without start_sequence()")
+        reset = self._restarted  # the caller started a sequence or resumed after a gap
+        if dt_s > p.max_coast_s and not reset:  # no track coasts this long: all restart, unannounced
+            self._forget_tracks()
+        if self._restarted:
+            dt_s = 0.0  # restarted tracks start at this frame
+        self._restarted = False
         self._t_s = t_s
 
         detected = (vis >= p.visibility_threshold) & np.isfinite(xy).all(axis=1)

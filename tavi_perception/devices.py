@@ -1,0 +1,88 @@
+"""Device presets by name (``config/devices.yaml``): valve frame height and delivery-system facts (no ROS).
+
+A preset sets the geometry parameters it knows (``valve_frame_height_mm``, ``cp_cd_length_mm``) and
+leaves the others, and every parameter whose value it does not know, as configured; what was left is
+listed, so a caller can say so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from tavi_perception.geometry.params import GeometryParams
+
+DEVICES_FILE = "devices.yaml"
+
+
+def devices_path() -> Path:
+    """``config/devices.yaml``: the source tree's, else an installed share folder's (AMENT_PREFIX_PATH, this
+    prefix). Raises ``FileNotFoundError`` listing where it looked."""
+    candidates = [Path(__file__).resolve().parents[1] / "config" / DEVICES_FILE]
+    prefixes = [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
+    prefixes.append(Path(sys.prefix))
+    candidates += [prefix / "share" / "tavi_perception" / "config" / DEVICES_FILE for prefix in prefixes]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{DEVICES_FILE} not found; looked in: " + ", ".join(str(c.parent) for c in candidates)
+    )
+
+
+@dataclass(frozen=True)
+class DevicePreset:
+    """One entry of config/devices.yaml (its header documents each field)."""
+
+    name: str
+    label: str
+    expansion: str
+    valve_size_mm: float
+    frame_height_mm: float | None
+    cp_cd_closed_length_mm: float | None
+    catheter_fr: float | None
+    source: str
+    notes: str
+
+    def geometry_params(self, base: GeometryParams | None = None) -> tuple[GeometryParams, list[str]]:
+        """``base`` with the preset's known values, and the parameters left as they were (unknown)."""
+        base = base or GeometryParams()
+        changes, unknown = {}, []
+        for field, param in (
+            ("frame_height_mm", "valve_frame_height_mm"),
+            ("cp_cd_closed_length_mm", "cp_cd_length_mm"),
+        ):
+            value = getattr(self, field)
+            if value is None:
+                unknown.append(param)
+            else:
+                changes[param] = float(value)
+        return dataclasses.replace(base, **changes), unknown
+
+
+@cache
+def load_presets(path: Path | None = None) -> dict[str, DevicePreset]:
+    """Every preset of ``path`` (default :func:`devices_path`) by name."""
+    data = yaml.safe_load((path or devices_path()).read_text())
+    fields = {f.name for f in dataclasses.fields(DevicePreset)} - {"name"}
+    presets = {}
+    for name, entry in data["devices"].items():
+        missing = fields - set(entry)
+        if missing:
+            raise ValueError(f"device preset {name}: missing keys {sorted(missing)}")
+        presets[name] = DevicePreset(name=name, **{k: entry[k] for k in fields})
+    return presets
+
+
+def preset(name: str) -> DevicePreset:
+    """The preset ``name``; raises ``ValueError`` with the known names."""
+    presets = load_presets()
+    if name not in presets:
+        raise ValueError(f"unknown device preset {name!r}; known: {', '.join(sorted(presets))}")
+    return presets[name]

@@ -1,0 +1,144 @@
+"""Image files: a folder of PNG/TIFF (8 or 16 bit, grey or colour) frames, a single image, or a multi-page
+TIFF stack (one frame per page), all read by OpenCV (no ROS).
+
+Frames are ordered by file name with numbers compared as numbers (``frame2`` before ``frame10``).
+Neither the rate nor the scale is in the files: ``--fps`` (else 15 fps with a warning) and
+``--mm-per-px`` (else uncalibrated) give them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from tavi_perception.recordings.base import (
+    DEFAULT_FPS,
+    Frame,
+    Overrides,
+    Recording,
+    RecordingError,
+    RecordingInfo,
+    apply_overrides,
+    check_grey,
+    default_rate_warning,
+    times_from_rate,
+)
+
+IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"})
+
+
+def natural_key(path: Path) -> tuple:
+    """Sort key of a file name with its digit runs compared as numbers."""
+    return tuple(int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", path.name))
+
+
+def read_grey(path: Path) -> np.ndarray:
+    """One image file as (H, W) uint8/uint16 grey; raises :class:`RecordingError` when unreadable."""
+    data = np.fromfile(path, dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise RecordingError(f"{path}: not an image OpenCV can decode")
+    return _grey(image, str(path))
+
+
+def _grey(image: np.ndarray, where: str) -> np.ndarray:
+    if image.ndim == 3:
+        code = cv2.COLOR_BGRA2GRAY if image.shape[2] == 4 else cv2.COLOR_BGR2GRAY
+        image = cv2.cvtColor(image, code) if image.shape[2] in (3, 4) else image[..., 0]
+    return check_grey(image, where)
+
+
+class ImageFolderRecording(Recording):
+    """Image files, one frame each, in natural name order."""
+
+    def __init__(self, path: Path, files: list[Path], overrides: Overrides | None = None) -> None:
+        self.path = path
+        self._files = sorted(files, key=natural_key)
+        first = read_grey(self._files[0])
+        count = len(self._files)
+        warnings = ["uncalibrated: image files carry no scale; give --mm-per-px"]
+        if count > 1:
+            warnings.append(default_rate_warning("image files"))
+            fps_source = f"default {DEFAULT_FPS:g} fps"
+        else:
+            fps_source = "default (single frame)"
+        info = RecordingInfo(
+            path=str(path),
+            kind="images",
+            frame_count=count,
+            width_px=int(first.shape[1]),
+            height_px=int(first.shape[0]),
+            fps=DEFAULT_FPS,
+            fps_source=fps_source,
+            mm_per_px=None,
+            calibration_source="uncalibrated: image files carry no scale; give --mm-per-px",
+            encoding=f"{self._files[0].suffix.lstrip('.').upper()} {first.dtype.itemsize * 8} bit",
+            bits_stored=first.dtype.itemsize * 8,
+            warnings=tuple(warnings),
+        )
+        self.info, self._times_s = apply_overrides(
+            info, times_from_rate(count, DEFAULT_FPS), overrides or Overrides()
+        )
+
+    def __iter__(self) -> Iterator[Frame]:
+        shape = (self.info.height_px, self.info.width_px)
+        for index, path in enumerate(self._files):
+            image = read_grey(path)
+            if image.shape != shape:
+                raise RecordingError(
+                    f"{path}: size {image.shape[::-1]} differs from the first image's {shape[::-1]}"
+                )
+            yield Frame(index, float(self._times_s[index]), image)
+
+
+def tiff_pages(path: Path) -> int:
+    """The number of pages of a TIFF file (0 when OpenCV cannot read it)."""
+    try:
+        return int(cv2.imcount(str(path)))
+    except cv2.error:
+        return 0
+
+
+class TiffStackRecording(Recording):
+    """A multi-page TIFF, one frame per page, read a page at a time."""
+
+    def __init__(self, path: Path, pages: int, overrides: Overrides | None = None) -> None:
+        self.path = path
+        first = self._page(0)
+        info = RecordingInfo(
+            path=str(path),
+            kind="images",
+            frame_count=pages,
+            width_px=int(first.shape[1]),
+            height_px=int(first.shape[0]),
+            fps=DEFAULT_FPS,
+            fps_source=f"default {DEFAULT_FPS:g} fps",
+            mm_per_px=None,
+            calibration_source="uncalibrated: image files carry no scale; give --mm-per-px",
+            encoding=f"TIFF stack {first.dtype.itemsize * 8} bit",
+            bits_stored=first.dtype.itemsize * 8,
+            warnings=(
+                "uncalibrated: image files carry no scale; give --mm-per-px",
+                default_rate_warning("the TIFF stack"),
+            ),
+        )
+        times_s = times_from_rate(pages, DEFAULT_FPS)
+        self.info, self._times_s = apply_overrides(info, times_s, overrides or Overrides())
+
+    def _page(self, index: int) -> np.ndarray:
+        ok, pages = cv2.imreadmulti(str(self.path), start=index, count=1, flags=cv2.IMREAD_UNCHANGED)
+        if not ok or not pages:
+            raise RecordingError(f"{self.path}: page {index} cannot be decoded")
+        return _grey(pages[0], f"{self.path} page {index}")
+
+    def __iter__(self) -> Iterator[Frame]:
+        shape = (self.info.height_px, self.info.width_px)
+        for index in range(self.info.frame_count):
+            image = self._page(index)
+            if image.shape != shape:
+                raise RecordingError(f"{self.path}: page {index} differs in size from the first page")
+            yield Frame(index, float(self._times_s[index]), image)

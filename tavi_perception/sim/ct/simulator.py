@@ -1,0 +1,69 @@
+"""The renderer choice: a :class:`~tavi_perception.sim.simulator.ProcedureSimulator` on the stylised
+phantom or on the CT, for the same case seed and options (``--renderer {stylised,ct}``)."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+from tavi_perception.sim.case import CaseParams, sample_case
+from tavi_perception.sim.ct.anatomy import CTRoot, ct_case, ct_landmarks
+from tavi_perception.sim.ct.bank import ViewBank
+from tavi_perception.sim.ct.layers import DEFAULT_SPACING_MM, render_volumes
+from tavi_perception.sim.ct.scene import CTScene
+from tavi_perception.sim.simulator import ProcedureSimulator
+
+RENDERERS = ("stylised", "ct")
+
+
+@functools.lru_cache(maxsize=2)
+def ct_bank(spacing_mm: float = DEFAULT_SPACING_MM, cache_dir: Path | None = None) -> ViewBank:
+    """The process's view bank over the shipped CT (the volumes are prepared once, ~10 s)."""
+    return ViewBank(render_volumes(spacing_mm), cache_dir)
+
+
+def _check(renderer: str) -> None:
+    if renderer not in RENDERERS:
+        raise ValueError(f"unknown renderer {renderer!r}; renderers: {', '.join(RENDERERS)}")
+
+
+def simulation_case(
+    renderer: str,
+    seed: int,
+    *,
+    lao_deg: float | None = None,
+    cran_deg: float | None = None,
+    magnification: float | None = None,
+    bank: ViewBank | None = None,
+) -> CaseParams:
+    """Case ``seed`` for ``renderer``: the stylised draw, or the same draw moved into the CT's anatomy
+    (``anatomy.ct_case``: the CT root frame, the valve for the CT's annulus, the view on its S-curve)."""
+    _check(renderer)
+    if renderer == "stylised":
+        return sample_case(seed, lao_deg=lao_deg, cran_deg=cran_deg, magnification=magnification)
+    root = bank.volumes.root if bank is not None else CTRoot(ct_landmarks())  # no volumes needed
+    return ct_case(seed, root, lao_deg=lao_deg, cran_deg=cran_deg, magnification=magnification)
+
+
+def create_simulator(
+    renderer: str,
+    case: CaseParams | int,
+    *,
+    image_size: int = 512,
+    bit_depth: int = 8,
+    bank: ViewBank | None = None,
+    **kwargs: Any,
+) -> ProcedureSimulator:
+    """Simulator of ``case`` (a :func:`simulation_case` of ``renderer``, or its seed) with ``renderer``.
+
+    With ``ct`` the case's view's layers come from ``bank`` (default: :func:`ct_bank`), rendered on
+    first use. Other keywords go to the simulator.
+    """
+    _check(renderer)
+    if isinstance(case, int):
+        case = simulation_case(renderer, case, bank=bank)
+    if renderer == "stylised":
+        return ProcedureSimulator(case, image_size=image_size, bit_depth=bit_depth, **kwargs)
+    scene = CTScene(case, bank if bank is not None else ct_bank(), image_size, bit_depth)
+    return ProcedureSimulator(case, image_size=image_size, bit_depth=bit_depth, scene=scene, **kwargs)
