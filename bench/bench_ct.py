@@ -14,14 +14,12 @@ Writes bench/results/ct_render.json. Run: nice .venv/bin/python bench/bench_ct.p
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
+from benchlib import RESULTS_DIR, bench_parser, times_ms, write_results
 
 from tavi_perception.sim.ct.anatomy import ct_case, ct_landmarks
 from tavi_perception.sim.ct.bank import IODINE_SLABS, MOVING_SLABS, ViewBank
@@ -32,19 +30,12 @@ from tavi_perception.sim.ct.volume import load_ct
 from tavi_perception.sim.delivery import DeliveryState
 from tavi_perception.sim.montage import VIEWS
 
-RESULTS = Path(__file__).resolve().parent / "results" / "ct_render.json"
+RESULTS = RESULTS_DIR / "ct_render.json"
 GOAL_FPS = 30.0
 
 
 def _stats(values_ms: list[float]) -> dict[str, float]:
-    a = np.asarray(values_ms)
-    return {
-        "mean_ms": round(float(a.mean()), 3),
-        "p50_ms": round(float(np.percentile(a, 50)), 3),
-        "p95_ms": round(float(np.percentile(a, 95)), 3),
-        "max_ms": round(float(a.max()), 3),
-        "frames_per_s_mean": round(1e3 / float(a.mean()), 1),
-    }
+    return {**times_ms(values_ms), "frames_per_s_mean": round(1e3 / float(np.mean(values_ms)), 1)}
 
 
 def frames(bank: ViewBank, size: int, bit_depth: int, count: int) -> dict[str, object]:
@@ -82,10 +73,9 @@ def accuracy(bank: ViewBank, size: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, RESULTS)
     parser.add_argument("--frames", type=int, default=60, help="frames per case and format (default 60)")
     parser.add_argument("--threads", type=int, default=2, help="OpenCV threads (default 2)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"result file (default {RESULTS})")
     args = parser.parse_args(argv)
     cv2.setNumThreads(args.threads)
 
@@ -128,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         "frames": [frames(bank, size, bits, args.frames) for size in (512, 1024) for bits in (8, 16)],
         "accuracy": [accuracy(bank, 512)],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     print(
         f"preparation {prep_s:.1f} s; bank "
         + ", ".join(f"{k}²: {v['per_view_s']} s/view" for k, v in banks.items())

@@ -11,15 +11,14 @@ and counts how many pass (the goal: none). Also times ``non_scene_reason`` on 51
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
 import time
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
+from benchlib import RESULTS_DIR, bench_parser, write_results
 
 from tavi_perception.core.quality import (
     QualityParams,
@@ -30,7 +29,7 @@ from tavi_perception.core.quality import (
 )
 from tavi_perception.sim import SIM_VERSION, ProcedureSimulator
 
-RESULTS = Path(__file__).resolve().parent / "results" / "quality.json"
+RESULTS = RESULTS_DIR / "quality.json"
 
 
 def _bad_frames(rng: np.random.Generator, good: np.ndarray) -> dict[str, np.ndarray]:
@@ -53,11 +52,10 @@ def _bad_frames(rng: np.random.Generator, good: np.ndarray) -> dict[str, np.ndar
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, RESULTS)
     parser.add_argument("--seeds", type=int, default=6, help="simulator case seeds 0..n-1 (default 6)")
     parser.add_argument("--frames-per-case", type=int, default=25, help="times per case and bit depth")
     parser.add_argument("--size", type=int, default=512, help="[px] frame side (default 512)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"result file (default {RESULTS})")
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     params = QualityParams()
@@ -125,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "non_scene_reason_time": timing,
         "load_average_1min": round(os.getloadavg()[0], 2),  # other work on the machine spreads the p99
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
     print(json.dumps(result))
     return 0
 

@@ -11,31 +11,19 @@ Writes bench/results/sim.json. Run: .venv/bin/python bench/bench_sim.py [--cases
 
 from __future__ import annotations
 
-import argparse
-import json
 import platform
 import tempfile
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
+from benchlib import RESULTS_DIR, bench_parser, times_ms, write_results
 
 from tavi_perception.sim import ProcedureSimulator, sample_case
 from tavi_perception.sim.dataset import main as dataset_main
 
-RESULTS = Path(__file__).resolve().parent / "results" / "sim.json"
+RESULTS = RESULTS_DIR / "sim.json"
 BUDGET_MS_512 = 10.0
-
-
-def _stats(values_ms: list[float]) -> dict[str, float]:
-    a = np.asarray(values_ms)
-    return {
-        "mean_ms": round(float(a.mean()), 3),
-        "p50_ms": round(float(np.percentile(a, 50)), 3),
-        "p95_ms": round(float(np.percentile(a, 95)), 3),
-        "max_ms": round(float(a.max()), 3),
-    }
 
 
 def measure(size: int, cases: int, frames: int, seed: int) -> dict[str, object]:
@@ -54,8 +42,8 @@ def measure(size: int, cases: int, frames: int, seed: int) -> dict[str, object]:
         "size_px": size,
         "cases": cases,
         "frames": len(frame_ms),
-        "frame": _stats(frame_ms),
-        "case_setup": _stats(setup_ms),
+        "frame": times_ms(frame_ms),
+        "case_setup": times_ms(setup_ms),
     }
 
 
@@ -76,11 +64,10 @@ def dataset_throughput(cases: int, frames_per_case: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, RESULTS)
     parser.add_argument("--cases", type=int, default=6, help="cases per image size (default 6)")
     parser.add_argument("--frames", type=int, default=60, help="frames per case (default 60)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"result file (default {RESULTS})")
     args = parser.parse_args(argv)
     cv2.setNumThreads(1)
     results = {
@@ -92,8 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         "sizes": [measure(size, args.cases, args.frames, args.seed) for size in (512, 1024)],
         "dataset_512": dataset_throughput(cases=10, frames_per_case=20),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    write_results(args.out, results)
     for r in results["sizes"]:
         f, s = r["frame"], r["case_setup"]
         print(

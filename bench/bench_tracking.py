@@ -7,14 +7,13 @@ Writes bench/results/tracking.json. Run: .venv/bin/python bench/bench_tracking.p
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
+from benchlib import RESULTS_DIR, bench_parser, write_results
 from filterpy.common import Q_continuous_white_noise
 from filterpy.kalman import KalmanFilter
 
@@ -22,7 +21,7 @@ from tavi_perception.geometry.estimator import GeometryParams, GuidanceEstimator
 from tavi_perception.keypoints import Kp
 from tavi_perception.tracking import KeypointTracker
 
-RESULTS = Path(__file__).resolve().parent / "results" / "tracking.json"
+RESULTS = RESULTS_DIR / "tracking.json"
 DT_S = 1.0 / 15.0
 
 
@@ -64,11 +63,10 @@ def _stats(us: np.ndarray) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = bench_parser(__doc__, RESULTS)
     parser.add_argument("--frames", type=int, default=3000, help="frames per measurement (default 3000)")
     parser.add_argument("--repeats", type=int, default=3, help="repeats per measurement (default 3)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS, help=f"result file (default {RESULTS})")
     args = parser.parse_args(argv)
     if args.frames < 10 or args.repeats < 1:
         parser.error("--frames must be at least 10 and --repeats at least 1")
@@ -128,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         "tracker_plus_geometry": _stats(total_us),
         "filterpy_11_filters_kalman_only": _stats(filterpy_us),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    write_results(args.out, result)
     print(json.dumps(result, indent=2))
     return 0
 

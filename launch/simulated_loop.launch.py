@@ -10,10 +10,11 @@ All three are lifecycle nodes started with their own ``autostart`` parameter (th
 argument): they configure and activate themselves, exactly as under ``ros2 run`` and the runners.
 ``autostart:=false`` leaves them unconfigured for a lifecycle manager.
 
-    ros2 launch tavi_perception simulated_loop.launch.py seed:=3 image_size:=512
+    ros2 launch tavi_perception simulated_loop.launch.py seed:=3 image_size:=512 renderer:=ct
 """
 
 import os
+from collections.abc import Sequence
 
 from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction
@@ -29,41 +30,37 @@ def _config(name: str) -> str:
 
 
 def _nodes(context: object) -> list[LifecycleNode]:
-    """The three nodes, for the case the ``seed`` and ``image_size`` arguments name."""
+    """The three nodes, for the case the ``seed``, ``image_size`` and ``renderer`` arguments name."""
     seed = int(LaunchConfiguration("seed").perform(context))
     image_size = int(LaunchConfiguration("image_size").perform(context))
+    renderer = LaunchConfiguration("renderer").perform(context)
+    perception = case_parameters(seed, image_size, renderer)
     common = {
         "use_sim_time": LaunchConfiguration("use_sim_time"),
         "autostart": LaunchConfiguration("autostart"),
     }
-    simulator = {"drive": "command", "seed": seed, "image_size": image_size}
+    simulator = {"drive": "command", "seed": seed, "image_size": image_size, "renderer": renderer}
     return [
-        LifecycleNode(
-            package="tavi_perception",
-            executable="simulator_node",
-            name="simulator_node",
-            namespace="",
-            output="screen",
-            parameters=[_config("simulator.yaml"), {**simulator, **common}],
-        ),
-        LifecycleNode(
-            package="tavi_perception",
-            executable="perception_node",
-            name="perception_node",
-            namespace="",
-            output="screen",
-            parameters=[_config("perception.yaml"), {**case_parameters(seed, image_size), **common}],
-            remappings=[("image", "fluoro/image")],
-        ),
-        LifecycleNode(
-            package="tavi_perception",
-            executable="controller_node",
-            name="controller_node",
-            namespace="",
-            output="screen",
-            parameters=[_config("controller.yaml"), common],
-        ),
+        _node("simulator_node", {**simulator, **common}),
+        _node("perception_node", {**perception, **common}, remappings=[("image", "fluoro/image")]),
+        _node("controller_node", common),
     ]
+
+
+def _node(
+    executable: str, parameters: dict[str, object], remappings: Sequence[tuple[str, str]] = ()
+) -> LifecycleNode:
+    """The lifecycle node ``executable`` under its own name, with its documented config file
+    (config/<executable without _node>.yaml) and then ``parameters``."""
+    return LifecycleNode(
+        package="tavi_perception",
+        executable=executable,
+        name=executable,
+        namespace="",
+        output="screen",
+        parameters=[_config(f"{executable.removesuffix('_node')}.yaml"), parameters],
+        remappings=remappings,
+    )
 
 
 def generate_launch_description() -> LaunchDescription:
@@ -77,6 +74,9 @@ def generate_launch_description() -> LaunchDescription:
             ),
             DeclareLaunchArgument("seed", default_value="0", description="simulated case seed"),
             DeclareLaunchArgument("image_size", default_value="512", description="[px] square image side"),
+            DeclareLaunchArgument(
+                "renderer", default_value="stylised", description="X-ray renderer: stylised or ct (the CT)"
+            ),
             OpaqueFunction(function=_nodes),
         ]
     )

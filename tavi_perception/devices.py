@@ -86,3 +86,33 @@ def preset(name: str) -> DevicePreset:
     if name not in presets:
         raise ValueError(f"unknown device preset {name!r}; known: {', '.join(sorted(presets))}")
     return presets[name]
+
+
+def device_geometry(preset_name: str, base: GeometryParams) -> tuple[GeometryParams, str, list[str]]:
+    """The geometry parameters for a device, where their values came from, and warnings to show.
+
+    ``preset_name`` "" keeps ``base`` and says whether its device values are the built-in defaults (never
+    silent: an 18 mm frame height is a 23 mm SAPIEN 3's, not a self-expanding valve's); a name applies
+    that preset's known values (:meth:`DevicePreset.geometry_params`). Raises ``ValueError`` for an unknown
+    name (the message lists the known ones).
+    """
+    if not preset_name:
+        defaults = GeometryParams()
+        if (base.valve_frame_height_mm, base.cp_cd_length_mm) == (
+            defaults.valve_frame_height_mm,
+            defaults.cp_cd_length_mm,
+        ):
+            source = (
+                f"default valve_frame_height_mm {base.valve_frame_height_mm:g} mm, cp_cd_length_mm unknown "
+                "(no device_preset, not given)"
+            )
+            return base, source, [f"device values not given: {source}"]
+        return base, "parameters", []
+    device = preset(preset_name)
+    params, unknown = device.geometry_params(base)
+    warnings = [
+        f"device preset {device.name}: {name} unknown here, left at its configured value" for name in unknown
+    ]
+    if device.expansion != "self-expanding":
+        warnings.append(f"device preset {device.name}: {device.notes}")
+    return params, f"preset {device.name}", warnings

@@ -23,7 +23,8 @@ from launch_standin import LaunchedNode, perform
 from tavi_perception.ros.messages import METRIC_FRAME_ID
 from tavi_perception.ros.params import ParamSpec
 from tavi_perception.runners import case_parameters
-from tavi_perception.sim import ProcedureSimulator, sample_case
+from tavi_perception.sim import ProcedureSimulator
+from tavi_perception.sim.ct.simulator import simulation_case
 
 REPO = Path(__file__).resolve().parent.parent
 LAUNCH_FILES = sorted((REPO / "launch").glob("*.launch.py"))
@@ -76,6 +77,7 @@ def _other_values(tmp_path: Path) -> dict[str, str]:
         "autostart": "false",
         "seed": "3",
         "image_size": "256",
+        "renderer": "ct",
         "image_topic": "/camera/image",
         "params_file": str(params_file),
     }
@@ -117,18 +119,22 @@ def test_every_launch_argument_changes_what_a_node_receives(launch_file: Path, t
         assert changed != default, f"{launch_file.name}: argument {name!r} reaches no node"
 
 
-@pytest.mark.parametrize(("seed", "image_size"), [(None, None), (3, 256)])
+@pytest.mark.parametrize(
+    ("seed", "image_size", "renderer"), [(None, None, "stylised"), (3, 256, "stylised"), (3, 256, "ct")]
+)
 def test_simulated_loop_perception_gets_the_simulated_cases_calibration_and_device_values(
-    seed: int | None, image_size: int | None
+    seed: int | None, image_size: int | None, renderer: str
 ) -> None:
     overrides = {} if seed is None else {"seed": str(seed), "image_size": str(image_size)}
+    overrides["renderer"] = renderer
     performed = perform(REPO / "launch" / "simulated_loop.launch.py", **overrides)
     simulator = performed.node("simulator_node").parameters
     perception = performed.node("perception_node")
     assert simulator["drive"] == "command"
     if seed is not None:
         assert (simulator["seed"], simulator["image_size"]) == (seed, image_size)
-    case = sample_case(simulator["seed"])
+    assert simulator["renderer"] == renderer
+    case = simulation_case(renderer, simulator["seed"])
     expected_mm_per_px = ProcedureSimulator(case, image_size=simulator["image_size"]).mm_per_px
     got = perception.parameters
     assert got["mm_per_px"] == pytest.approx(expected_mm_per_px, rel=1e-9)
@@ -136,7 +142,7 @@ def test_simulated_loop_perception_gets_the_simulated_cases_calibration_and_devi
     assert got["valve_frame_height_mm"] == pytest.approx(case.devices.frame_height_mm)
     assert got["cp_cd_length_mm"] == pytest.approx(case.devices.cp_cd_closed_mm)
     assert {k: got[k] for k in case_parameters(0, 512)} == case_parameters(
-        simulator["seed"], simulator["image_size"]
+        simulator["seed"], simulator["image_size"], renderer
     ), "the launch file and the runners disagree"
     assert got["target_depth_mm"] == simulator["target_depth_mm"]
     assert perception.remappings == {"image": "fluoro/image"}

@@ -103,6 +103,16 @@ def test_a_cine_gives_its_frames_times_scale_and_angles_from_the_tags(tmp_path: 
     assert info.calibration().calibrated
 
 
+@pytest.mark.parametrize("window", [None, (2048.0, 4096.0)])
+def test_bits_above_bits_stored_are_not_part_of_the_value(tmp_path: Path, window: tuple | None) -> None:
+    frames = _frames(count=1)
+    clean = next(
+        iter(open_recording(write_xa_cine(tmp_path / "a.dcm", frames, bits_stored=12, window=window)))
+    )
+    dirty = write_xa_cine(tmp_path / "b.dcm", frames | np.uint16(0xA000), bits_stored=12, window=window)
+    np.testing.assert_array_equal(next(iter(open_recording(dirty))).image, clean.image)
+
+
 def test_monochrome1_is_inverted_over_the_stored_range(tmp_path: Path) -> None:
     frames = _frames(count=2)
     path = write_xa_cine(tmp_path / "m1.dcm", frames, bits_stored=12, photometric="MONOCHROME1")

@@ -138,6 +138,7 @@ def test_lifecycle_activation_with_required_calibration_from_the_latched_topic()
         ("inference_threads:=2.5", "expected int"),
         ("model_path:=/nonexistent/model.onnx", "cannot load the model"),
         ("require_calibration:=true", "require_calibration: no explicit calibration"),
+        ("device_preset:=nope", "unknown device preset 'nope'"),
     ],
 )
 def test_bad_parameters_stop_the_node_with_a_clear_error(override: str, expected: str) -> None:
@@ -186,6 +187,7 @@ def test_without_calibration_every_guidance_says_uncalibrated_and_diagnostics_wa
     diagnostics = raw.fresh_diagnostics()
     assert diagnostics["message"] == "uncalibrated" and diagnostics["level"] == DiagnosticStatus.WARN
     assert diagnostics["calibrated"] == "False" and diagnostics["calibration_source"].startswith("default")
+    assert diagnostics["device_values"].startswith("default valve_frame_height_mm")
 
 
 def test_a_yuv422_frame_grabber_frame_is_processed_as_its_luma(raw: Session) -> None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from tavi_perception.geometry.frames import mm_per_px as magnified_mm_per_px
 
 # a typical C-arm, used only when nothing was given (and then reported as uncalibrated)
-DEFAULT_PIXEL_SPACING_MM = 0.6  # [mm] detector pixel spacing at DEFAULT_WIDTH_PX
+DEFAULT_PIXEL_SPACING_MM = 0.6  # [mm] detector pixel spacing at the node's calibration_width_px (512)
 DEFAULT_SID_MM = 1200.0  # [mm] source-image distance
 DEFAULT_SOD_MM = 800.0  # [mm] source-object (isocentre) distance
 

@@ -47,7 +47,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from tavi_perception.evaluation.report import DEPTH_SOURCE_STENT, STALE_PREFIX, CommandRow, GuidanceRow
-from tavi_perception.sim import DeliveryState, ProcedureSimulator, sample_case
+from tavi_perception.sim import DeliveryState, ProcedureSimulator
+from tavi_perception.sim.ct.simulator import simulation_case
 
 FAULTS = ("none", "drops", "frozen", "restart", "no-contrast", "grabber", "pedal")
 SUCCESS_DEPTH_MM = 1.0  # [mm] |final depth error| for a successful implantation
@@ -159,13 +160,15 @@ def pedal_pressed(runs: Sequence[tuple[float, float]], t_s: float) -> bool:
     return any(start_s <= t_s < end_s for start_s, end_s in runs)
 
 
-def unsteered_asymmetry_mm(case_seed: int, target_depth_mm: float, image_size: int = 512) -> float:
+def unsteered_asymmetry_mm(
+    case_seed: int, target_depth_mm: float, image_size: int = 512, renderer: str = "stylised"
+) -> float:
     """True frame-edge asymmetry [mm] of a case, unsteered, with the valve deployed at ``target_depth_mm``.
 
     The tip position along the rail is bisected until the true stent mean depth (at t = 0 of the
     motion) equals the target, with the capsule retracted by the frame height and the steer at 0.
     """
-    sim = ProcedureSimulator(sample_case(case_seed), image_size=image_size)
+    sim = ProcedureSimulator(simulation_case(renderer, case_seed), image_size=image_size)  # geometry only
     retraction_mm = min(sim.case.devices.frame_height_mm, sim.case.devices.max_retraction_mm)
     low, high = sim.limits.tip_min_mm, sim.limits.tip_max_mm
 

@@ -11,7 +11,7 @@ class GeometryParams:
 
     target_depth_mm: float = 4.0  # [mm] target implantation depth (self-expanding valves: ~3-5 mm)
     depth_tolerance_mm: float = 1.0  # [mm] half-width of the acceptable band around the target
-    valve_frame_height_mm: float = 18.0  # [mm] valve frame height (SAPIEN 3 26 mm-like: 18 mm)
+    valve_frame_height_mm: float = 18.0  # [mm] valve frame height (SAPIEN 3 23 mm: 18 mm)
     cp_cd_closed_mm: float = 0.0  # [mm] projected CP-CD distance with the capsule closed; 0 = learn it online
     # [mm] true (3D) CP-CD length of the delivery system with the capsule closed, from its specification;
     # with it the retraction is (1 - d / d_closed) x this length, free of the view's foreshortening

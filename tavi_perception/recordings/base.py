@@ -11,6 +11,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -138,8 +139,46 @@ def apply_overrides(
     return info, times_s
 
 
-def default_rate_warning(what: str) -> str:
-    return f"no frame rate in {what}: assuming {DEFAULT_FPS:g} fps; give --fps"
+def default_rate(what: str, notes: list[str], single_frame: bool = False) -> tuple[float, str]:
+    """The rate [1/s] and its source when neither ``what`` nor the caller gives one: ``DEFAULT_FPS``,
+    with a warning in ``notes`` (none for a single frame, whose time is 0 at any rate)."""
+    if single_frame:
+        return DEFAULT_FPS, "default (single frame)"
+    notes.append(f"no frame rate in {what}: assuming {DEFAULT_FPS:g} fps; give --fps")
+    return DEFAULT_FPS, f"default {DEFAULT_FPS:g} fps"
+
+
+def unscaled_info(
+    path: Path,
+    kind: str,
+    first: np.ndarray,
+    frame_count: int,
+    rate: tuple[float, str],
+    *,
+    uncalibrated: str,
+    encoding: str,
+    notes: list[str],
+    overrides: Overrides | None,
+) -> tuple[RecordingInfo, np.ndarray]:
+    """The info and frame times of a recording whose files carry no scale (images, videos): the size and
+    bits of its ``first`` frame, a constant ``rate`` (fps, source), ``uncalibrated`` (why there is no
+    scale) as the calibration source and first warning, then ``notes``; the caller's values win."""
+    fps, fps_source = rate
+    info = RecordingInfo(
+        path=str(path),
+        kind=kind,
+        frame_count=frame_count,
+        width_px=int(first.shape[1]),
+        height_px=int(first.shape[0]),
+        fps=fps,
+        fps_source=fps_source,
+        mm_per_px=None,
+        calibration_source=uncalibrated,
+        encoding=encoding,
+        bits_stored=first.dtype.itemsize * 8,
+        warnings=(uncalibrated, *notes),
+    )
+    return apply_overrides(info, times_from_rate(frame_count, fps), overrides or Overrides())
 
 
 def check_grey(image: np.ndarray, where: str) -> np.ndarray:

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import cv2
@@ -48,18 +48,18 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut, get_decoder, iter_
 
 from tavi_perception.geometry.frames import mm_per_px as magnified_mm_per_px
 from tavi_perception.recordings.base import (
-    DEFAULT_FPS,
     Frame,
     Overrides,
     Recording,
     RecordingError,
     RecordingInfo,
     apply_overrides,
-    default_rate_warning,
+    default_rate,
     times_from_rate,
 )
 
 DICOM_MAGIC = b"DICM"  # at byte 128 of a DICOM Part 10 file
+DEFER_BYTES = 1 << 20  # [bytes] elements larger than this (the pixel data) stay on disk until read
 
 
 def is_dicom_file(path: Path) -> bool:
@@ -121,6 +121,7 @@ class PixelMap:
         bits = int(ds.get("BitsStored") or ds.get("BitsAllocated") or 0)
         if not 1 <= bits <= 16:
             raise RecordingError(f"{where}: BitsStored {bits} not supported (1 to 16 bit grey only)")
+        self.mask = (1 << bits) - 1
         if int(ds.get("SamplesPerPixel", 1)) == 3:  # colour: luminance as decoded, no grey-scale LUTs
             self.signed, self.low, self.identity = False, 0, True
             self.dtype = np.dtype(np.uint8) if bits <= 8 else np.dtype(np.uint16)
@@ -147,10 +148,11 @@ class PixelMap:
 
     def __call__(self, stored: np.ndarray) -> np.ndarray:
         """The displayed grey values of a frame of stored values."""
-        if self.identity:
+        if self.identity:  # pydicom has already masked the bits above BitsStored
             return stored if stored.dtype == self.dtype else stored.astype(self.dtype)
-        index = stored.astype(np.int32) - self.low if self.signed else stored
-        return np.take(self.table, index, mode="clip")
+        if self.signed:
+            return np.take(self.table, stored.astype(np.int32) - self.low, mode="clip")
+        return self.table[stored & self.mask]  # the mask keeps every index inside the table
 
 
 def _float(ds: Dataset, keyword: str) -> float | None:
@@ -229,18 +231,18 @@ def frame_times(ds: Dataset, count: int, notes: list[str]) -> tuple[np.ndarray, 
     cine_rate = _float(ds, "CineRate")
     if cine_rate is not None and cine_rate > 0:
         return times_from_rate(count, cine_rate), cine_rate, f"DICOM CineRate {cine_rate:g}"
-    if count == 1:
-        return np.zeros(1), DEFAULT_FPS, "default (single frame)"
-    notes.append(default_rate_warning("the DICOM file (FrameTime, FrameTimeVector, CineRate)"))
-    return times_from_rate(count, DEFAULT_FPS), DEFAULT_FPS, f"default {DEFAULT_FPS:g} fps"
+    what = "the DICOM file (FrameTime, FrameTimeVector, CineRate)"
+    fps, fps_source = default_rate(what, notes, single_frame=count == 1)
+    return times_from_rate(count, fps), fps, fps_source
 
 
 def _read(path: Path, stop_before_pixels: bool = False, notes: list[str] | None = None) -> Dataset:
-    """The dataset of ``path``; pydicom's warnings about it go into ``notes`` (not onto stderr)."""
+    """The dataset of ``path`` with its pixel data left on disk (deferred: frames are read one at a time
+    by :func:`iter_pixels` from the file); pydicom's warnings about it go into ``notes``, not stderr."""
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels)
+            ds = pydicom.dcmread(path, stop_before_pixels=stop_before_pixels, defer_size=DEFER_BYTES)
         ended = [w for w in caught if "end of file" in str(w.message).lower()]
         if ended:
             raise RecordingError(f"{path}: truncated file ({_one_line(ended[0].message)})")  # type: ignore[arg-type]
@@ -256,6 +258,15 @@ def _read(path: Path, stop_before_pixels: bool = False, notes: list[str] | None 
 def _one_line(err: BaseException) -> str:
     text = " ".join(str(err).split()) or type(err).__name__
     return text if len(text) <= 200 else text[:197] + "..."
+
+
+def _pixel_bytes(ds: Dataset) -> int:
+    """Bytes of native pixel data present: the declared length, or less when the file ends before it."""
+    element = ds.get_item("PixelData", keep_deferred=True)
+    length, offset = getattr(element, "length", None), getattr(element, "value_tell", None)
+    if element.value is not None or length is None or offset is None or not ds.filename:
+        return len(ds.PixelData)
+    return min(int(length), Path(ds.filename).stat().st_size - int(offset))
 
 
 def check_pixels(ds: Dataset, where: str) -> None:
@@ -288,7 +299,7 @@ def check_pixels(ds: Dataset, where: str) -> None:
         frames = int(ds.get("NumberOfFrames") or 1)
         bits = int(ds.get("BitsAllocated", 8))
         need = math.ceil(rows * cols * frames * samples * bits / 8)
-        have = len(ds.PixelData)
+        have = _pixel_bytes(ds)
         if have < need:
             raise RecordingError(
                 f"{where}: truncated pixel data ({have} of {need} bytes for {frames} frames of {cols}x{rows})"
@@ -321,7 +332,51 @@ def _increments(ds: Dataset, count: int) -> dict[str, np.ndarray]:
     return out
 
 
-class DicomRecording(Recording):
+class _DicomReader(Recording):
+    """What a single file and a series share: the info from the first (or only) dataset."""
+
+    path: Path
+    _map: PixelMap
+    _times_s: np.ndarray
+
+    def _describe(
+        self,
+        first: Dataset,
+        first_file: Path,
+        kind: str,
+        frame_count: int,
+        timing: Callable[[list[str]], tuple[np.ndarray, float, str]],
+        notes: list[str],
+        overrides: Overrides | None,
+    ) -> None:
+        """Set ``info`` (of ``self.path``), the frame times and the pixel map from ``first``, read from
+        ``first_file``; ``timing(notes)`` gives the times, the mean rate and its source (asked after the
+        scale, so that the notes keep that order)."""
+        scale, scale_source = calibration(first, notes)
+        times_s, fps, fps_source = timing(notes)
+        self._map = PixelMap(first, str(first_file))
+        primary, secondary = _angles(first)
+        info = RecordingInfo(
+            path=str(self.path),
+            kind=kind,
+            frame_count=frame_count,
+            width_px=int(first.Columns),
+            height_px=int(first.Rows),
+            fps=fps,
+            fps_source=fps_source,
+            mm_per_px=scale,
+            calibration_source=scale_source,
+            primary_angle_deg=primary,
+            secondary_angle_deg=secondary,
+            modality=str(first.get("Modality", "")) or None,
+            encoding=first.file_meta.TransferSyntaxUID.name,
+            bits_stored=self._map.bits,
+            warnings=tuple(notes),
+        )
+        self.info, self._times_s = apply_overrides(info, times_s, overrides or Overrides())
+
+
+class DicomRecording(_DicomReader):
     """One DICOM file: a multi-frame cine or a single image."""
 
     def __init__(self, path: Path, overrides: Overrides | None = None) -> None:
@@ -329,34 +384,14 @@ class DicomRecording(Recording):
         notes: list[str] = []
         ds = _read(path, notes=notes)
         check_pixels(ds, str(path))
-        self._ds = ds
         count = int(ds.get("NumberOfFrames") or 1)
-        scale, scale_source = calibration(ds, notes)
-        times_s, fps, fps_source = frame_times(ds, count, notes)
-        self._map = PixelMap(ds, str(path))
-        primary, secondary = _angles(ds)
-        info = RecordingInfo(
-            path=str(path),
-            kind="dicom",
-            frame_count=count,
-            width_px=int(ds.Columns),
-            height_px=int(ds.Rows),
-            fps=fps,
-            fps_source=fps_source,
-            mm_per_px=scale,
-            calibration_source=scale_source,
-            primary_angle_deg=primary,
-            secondary_angle_deg=secondary,
-            modality=str(ds.get("Modality", "")) or None,
-            encoding=ds.file_meta.TransferSyntaxUID.name,
-            bits_stored=self._map.bits,
-            warnings=tuple(notes),
+        self._describe(
+            ds, path, "dicom", count, lambda notes: frame_times(ds, count, notes), notes, overrides
         )
-        self.info, self._times_s = apply_overrides(info, times_s, overrides or Overrides())
         self._increments = _increments(ds, count)
 
     def __iter__(self) -> Iterator[Frame]:
-        frames = iter_pixels(self._ds)
+        frames = iter_pixels(self.path)
         for index in range(self.info.frame_count):
             try:
                 stored = next(frames)
@@ -383,7 +418,7 @@ def _time_of_day_s(ds: Dataset) -> float | None:
     return None
 
 
-class DicomSeriesRecording(Recording):
+class DicomSeriesRecording(_DicomReader):
     """A folder of single-frame DICOM files, one frame each, ordered by InstanceNumber then time."""
 
     def __init__(self, folder: Path, files: list[Path], overrides: Overrides | None = None) -> None:
@@ -413,28 +448,16 @@ class DicomSeriesRecording(Recording):
         if len(sizes) > 1:
             raise RecordingError(f"{folder}: the DICOM files differ in size {sorted(sizes)}")
         self._files = [f for _, f in headers]
-        scale, scale_source = calibration(first, notes)
-        times_s, fps, fps_source = self._times([ds for ds, _ in headers], notes)
-        self._map = PixelMap(first, str(headers[0][1]))
-        primary, secondary = _angles(first)
-        info = RecordingInfo(
-            path=str(folder),
-            kind="dicom-series",
-            frame_count=len(self._files),
-            width_px=int(first.Columns),
-            height_px=int(first.Rows),
-            fps=fps,
-            fps_source=fps_source,
-            mm_per_px=scale,
-            calibration_source=scale_source,
-            primary_angle_deg=primary,
-            secondary_angle_deg=secondary,
-            modality=str(first.get("Modality", "")) or None,
-            encoding=first.file_meta.TransferSyntaxUID.name,
-            bits_stored=self._map.bits,
-            warnings=tuple(notes),
+        datasets = [ds for ds, _ in headers]
+        self._describe(
+            first,
+            headers[0][1],
+            "dicom-series",
+            len(self._files),
+            lambda notes: self._times(datasets, notes),
+            notes,
+            overrides,
         )
-        self.info, self._times_s = apply_overrides(info, times_s, overrides or Overrides())
         self._angles = [_angles(ds) for ds, _ in headers]
 
     @staticmethod
@@ -453,7 +476,7 @@ class DicomSeriesRecording(Recording):
             ds = _read(path)
             check_pixels(ds, str(path))
             try:
-                stored = next(iter_pixels(ds))
+                stored = next(iter_pixels(path))
             except Exception as err:  # any decoder failure is a bad file, reported in one line
                 raise RecordingError(f"{path}: cannot be decoded ({_one_line(err)})") from None
             primary, secondary = self._angles[index]

@@ -16,19 +16,17 @@ import cv2
 import numpy as np
 
 from tavi_perception.recordings.base import (
-    DEFAULT_FPS,
     Frame,
     Overrides,
     Recording,
     RecordingError,
-    RecordingInfo,
-    apply_overrides,
     check_grey,
-    default_rate_warning,
-    times_from_rate,
+    default_rate,
+    unscaled_info,
 )
 
 IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"})
+UNCALIBRATED = "uncalibrated: image files carry no scale; give --mm-per-px"
 
 
 def natural_key(path: Path) -> tuple:
@@ -60,28 +58,17 @@ class ImageFolderRecording(Recording):
         self._files = sorted(files, key=natural_key)
         first = read_grey(self._files[0])
         count = len(self._files)
-        warnings = ["uncalibrated: image files carry no scale; give --mm-per-px"]
-        if count > 1:
-            warnings.append(default_rate_warning("image files"))
-            fps_source = f"default {DEFAULT_FPS:g} fps"
-        else:
-            fps_source = "default (single frame)"
-        info = RecordingInfo(
-            path=str(path),
-            kind="images",
-            frame_count=count,
-            width_px=int(first.shape[1]),
-            height_px=int(first.shape[0]),
-            fps=DEFAULT_FPS,
-            fps_source=fps_source,
-            mm_per_px=None,
-            calibration_source="uncalibrated: image files carry no scale; give --mm-per-px",
+        notes: list[str] = []
+        self.info, self._times_s = unscaled_info(
+            path,
+            "images",
+            first,
+            count,
+            default_rate("image files", notes, single_frame=count == 1),
+            uncalibrated=UNCALIBRATED,
             encoding=f"{self._files[0].suffix.lstrip('.').upper()} {first.dtype.itemsize * 8} bit",
-            bits_stored=first.dtype.itemsize * 8,
-            warnings=tuple(warnings),
-        )
-        self.info, self._times_s = apply_overrides(
-            info, times_from_rate(count, DEFAULT_FPS), overrides or Overrides()
+            notes=notes,
+            overrides=overrides,
         )
 
     def __iter__(self) -> Iterator[Frame]:
@@ -109,25 +96,18 @@ class TiffStackRecording(Recording):
     def __init__(self, path: Path, pages: int, overrides: Overrides | None = None) -> None:
         self.path = path
         first = self._page(0)
-        info = RecordingInfo(
-            path=str(path),
-            kind="images",
-            frame_count=pages,
-            width_px=int(first.shape[1]),
-            height_px=int(first.shape[0]),
-            fps=DEFAULT_FPS,
-            fps_source=f"default {DEFAULT_FPS:g} fps",
-            mm_per_px=None,
-            calibration_source="uncalibrated: image files carry no scale; give --mm-per-px",
+        notes: list[str] = []
+        self.info, self._times_s = unscaled_info(
+            path,
+            "images",
+            first,
+            pages,
+            default_rate("the TIFF stack", notes),
+            uncalibrated=UNCALIBRATED,
             encoding=f"TIFF stack {first.dtype.itemsize * 8} bit",
-            bits_stored=first.dtype.itemsize * 8,
-            warnings=(
-                "uncalibrated: image files carry no scale; give --mm-per-px",
-                default_rate_warning("the TIFF stack"),
-            ),
+            notes=notes,
+            overrides=overrides,
         )
-        times_s = times_from_rate(pages, DEFAULT_FPS)
-        self.info, self._times_s = apply_overrides(info, times_s, overrides or Overrides())
 
     def _page(self, index: int) -> np.ndarray:
         ok, pages = cv2.imreadmulti(str(self.path), start=index, count=1, flags=cv2.IMREAD_UNCHANGED)

@@ -15,15 +15,12 @@ import cv2
 import numpy as np
 
 from tavi_perception.recordings.base import (
-    DEFAULT_FPS,
     Frame,
     Overrides,
     Recording,
     RecordingError,
-    RecordingInfo,
-    apply_overrides,
-    default_rate_warning,
-    times_from_rate,
+    default_rate,
+    unscaled_info,
 )
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv"})
@@ -53,31 +50,23 @@ class VideoRecording(Recording):
             codec = int(capture.get(cv2.CAP_PROP_FOURCC))
         finally:
             capture.release()
-        warnings = []
+        notes: list[str] = []
         if math.isfinite(fps) and 0 < fps < 1000:
-            fps_source = f"video container {fps:g} fps"
+            rate = fps, f"video container {fps:g} fps"
         else:
-            warnings.append(default_rate_warning("the video container"))
-            fps, fps_source = DEFAULT_FPS, f"default {DEFAULT_FPS:g} fps"
+            rate = default_rate("the video container", notes)
         fourcc = "".join(chr((codec >> 8 * i) & 0xFF) for i in range(4)).strip("\x00 ")
-        count = max(
-            count, 1
-        )  # the container's estimate (0 when it does not say): the reader reads to the end
-        info = RecordingInfo(
-            path=str(path),
-            kind="video",
-            frame_count=count,
-            width_px=int(first.shape[1]),
-            height_px=int(first.shape[0]),
-            fps=fps,
-            fps_source=fps_source,
-            mm_per_px=None,
-            calibration_source="uncalibrated: a video file carries no scale; give --mm-per-px",
+        self.info, _ = unscaled_info(
+            path,
+            "video",
+            first,
+            max(count, 1),  # the container's estimate (0 when it does not say): the reader reads to the end
+            rate,
+            uncalibrated="uncalibrated: a video file carries no scale; give --mm-per-px",
             encoding=f"video {fourcc or 'unknown codec'}",
-            bits_stored=8,
-            warnings=(*warnings, "uncalibrated: a video file carries no scale; give --mm-per-px"),
+            notes=notes,
+            overrides=overrides,
         )
-        self.info, _ = apply_overrides(info, times_from_rate(count, fps), overrides or Overrides())
 
     def __iter__(self) -> Iterator[Frame]:
         capture = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)

@@ -51,6 +51,7 @@ from tqdm import tqdm
 
 from tavi_perception.recordings import Overrides, Recording, RecordingError, open_recording
 from tavi_perception.ros.bagtypes import bag_qos, msg_class, typestore
+from tavi_perception.ros.standalone import standalone_node
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 _GRAPH_TOPICS = {"/rosout", "/parameter_events"}
@@ -296,11 +297,9 @@ def play(
         raise ValueError(f"rate must be > 0, got {rate}")
     remaps = remaps or {}
     selected = None if topics is None else {absolute(t) for t in topics}
-    context = Context()
-    rclpy.init(context=context)
-    node = Node("tavi_bag_play", context=context)
     published = 0
-    try:
+    with standalone_node("tavi_bag_play") as node:
+        context = node.context
         with open_bag(path) as (reader, converters, migrated):
             wanted = [c for c in reader.connections if selected is None or c.topic in selected]
             if not wanted:
@@ -350,11 +349,6 @@ def play(
                 iteration += 1
             for publisher in publishers.values():  # reliable delivery of the last messages before exit
                 publisher.wait_for_all_acked(Duration(seconds=5.0))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
     return published
 
 

@@ -18,7 +18,7 @@ import sys
 import time
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from std_msgs.msg import Header
@@ -26,7 +26,7 @@ from tavi_msgs.msg import Guidance, ManipulatorCommand
 
 from tavi_perception.controller import Command, ControllerParams, Phase, ReferenceController
 from tavi_perception.ros.diagnostics import status
-from tavi_perception.ros.lifecycle import AUTOSTART, run
+from tavi_perception.ros.lifecycle import AUTOSTART, ManagedNode, run
 from tavi_perception.ros.messages import command_to_msg, guidance_sample
 from tavi_perception.ros.params import ParamSpec, declare_parameters, dynamic_parameter_guard
 
@@ -69,7 +69,7 @@ def controller_params(values: dict[str, object]) -> ControllerParams:
     return ControllerParams(**{k: v for k, v in values.items() if k in _CONTROLLER_KEYS})  # type: ignore[arg-type]
 
 
-class ControllerNode(LifecycleNode):
+class ControllerNode(ManagedNode):
     """Subscribes ``guidance``, publishes ``manipulator/command`` and ``/diagnostics`` while active."""
 
     def __init__(self, **kwargs: object) -> None:
@@ -108,23 +108,11 @@ class ControllerNode(LifecycleNode):
         self.get_logger().info("active: commanding the manipulator")
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        hold = Command(0.0, 0.0, 0.0, True, "controller deactivated", self._phase, None)
-        self._publish(hold)
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
     def _stop(self) -> None:
+        """Stop commanding; an active controller first tells the manipulator to hold at once (deactivate,
+        shutdown) rather than leaving it to its own command timeout."""
         if self._subscription is not None:
+            self._publish(Command(0.0, 0.0, 0.0, True, "controller deactivated", self._phase, None))
             self.destroy_subscription(self._subscription)
             self._subscription = None
         if self._command_timer is not None:

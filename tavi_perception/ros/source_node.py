@@ -26,9 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-import rclpy
 from builtin_interfaces.msg import Time
-from rclpy.context import Context
 from rclpy.duration import Duration
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -39,6 +37,7 @@ from tqdm import tqdm
 
 from tavi_perception.recordings import Overrides, Recording, RecordingError, open_recording
 from tavi_perception.ros.imaging import numpy_to_image
+from tavi_perception.ros.standalone import standalone_node
 
 IMAGE_TOPIC = "fluoro/image"
 CALIBRATION_TOPIC = "calibration/mm_per_px"  # perception_node listens here (latched)
@@ -131,26 +130,19 @@ def publish(
         raise ValueError(f"rate must be > 0, got {rate}")
     if stamps not in STAMPS:
         raise ValueError(f"stamps must be one of {STAMPS}, got {stamps!r}")
-    context = Context()
-    rclpy.init(args=["publish", "--ros-args", *ros_args] if ros_args else ["publish"], context=context)
-    node = Node("tavi_recording_source", context=context)
     published = 0
-    try:
+    args = ["publish", "--ros-args", *ros_args] if ros_args else ["publish"]
+    with standalone_node("tavi_recording_source", args) as node:
         source = RecordingSource(node, recording)
         if wait_for_subscriber:
             source.wait_for_subscriber(wait_timeout_s)
         iteration = 0
-        while context.ok() and (iteration == 0 or loop):
+        while node.context.ok() and (iteration == 0 or loop):
             desc = Path(recording.info.path).name + (f" (loop {iteration + 1})" if loop else "")
             with tqdm(total=len(recording), desc=desc, unit="frame", disable=not show_progress) as bar:
                 published += source.play_once(rate, stamps, bar)
             iteration += 1
         source.flush()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
     return published
 
 

@@ -91,7 +91,7 @@ def _parser() -> argparse.ArgumentParser:
 def node_specs(args: argparse.Namespace) -> list[NodeSpec]:
     """The three nodes of the loop with the demo's parameters (perception: :func:`case_parameters`)."""
     perception = {
-        **case_parameters(args.seed, args.image_size),
+        **case_parameters(args.seed, args.image_size, args.renderer),
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),
         "overlay_every_n": int(args.gif_every),
@@ -103,6 +103,7 @@ def node_specs(args: argparse.Namespace) -> list[NodeSpec]:
         "drive": "command",
         "fps": float(args.fps),
         "image_size": int(args.image_size),
+        "renderer": str(args.renderer),
         "start_tip_mm": float(args.start_tip),
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),

@@ -93,7 +93,7 @@ def trial_specs(trials: int, seed: int, fault: str) -> list[TrialSpec]:
 def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, NodeSpec, NodeSpec]:
     """(perception, controller, simulator) of one trial; perception knows only the C-arm and valve."""
     perception = {
-        **case_parameters(spec.case_seed, args.image_size),
+        **case_parameters(spec.case_seed, args.image_size, args.renderer),
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),
     }
@@ -104,6 +104,7 @@ def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, Nod
         "drive": "command",
         "fps": GRABBER_FPS if spec.grabber_pulse_hz > 0 else float(args.fps),
         "image_size": int(args.image_size),
+        "renderer": str(args.renderer),
         "start_tip_mm": spec.start_tip_mm,
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),
@@ -181,7 +182,7 @@ def run_trial(spec: TrialSpec, args: argparse.Namespace, log_dir: Path) -> tuple
     finally:
         procs.stop()
         recorder.close()
-    unsteered = unsteered_asymmetry_mm(spec.case_seed, args.target_depth, args.image_size)
+    unsteered = unsteered_asymmetry_mm(spec.case_seed, args.target_depth, args.image_size, args.renderer)
     result = trial_result(spec, ended, recorder.perceived, recorder.truth, recorder.commands, unsteered)
     return result, recorder
 

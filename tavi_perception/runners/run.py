@@ -42,7 +42,7 @@ from tavi_perception.core.pipeline import (
     shipped_model_path,
 )
 from tavi_perception.core.roi import Box, RegionOfInterest
-from tavi_perception.devices import preset
+from tavi_perception.devices import device_geometry
 from tavi_perception.evaluation.report import KeypointRow, plot_keypoints
 from tavi_perception.guidance import GuidanceEstimate, TrackingState
 from tavi_perception.recordings import Overrides, Recording, RecordingError, open_recording
@@ -285,15 +285,7 @@ def main(argv: list[str]) -> int:
 
     try:
         recording = open_recording(args.input, Overrides(mm_per_px=args.mm_per_px, fps=args.fps))
-        warnings: list[str] = []
-        geometry = GeometryParams()
-        device = None
-        if args.device_preset:
-            device = preset(args.device_preset)
-            geometry, unknown = device.geometry_params(geometry)
-            warnings += [f"device preset {device.name}: {p} unknown, left at its default" for p in unknown]
-            if device.expansion == "balloon-expandable":
-                warnings.append(f"device preset {device.name}: {device.notes}")
+        geometry, device_source, warnings = device_geometry(args.device_preset or "", GeometryParams())
         model = args.model or shipped_model_path()
         engine = create_engine(model, threads=args.threads)
         roi = RegionOfInterest(Box(*args.roi) if args.roi else None, auto=args.roi_auto)
@@ -306,7 +298,8 @@ def main(argv: list[str]) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "model": str(model),
             "backend": engine.backend,
-            "device_preset": device.name if device else None,
+            "device_preset": args.device_preset or None,
+            "device_values": device_source,
             "geometry": dataclasses.asdict(geometry),
             "roi": list(args.roi) if args.roi else ("auto" if args.roi_auto else None),
             "warnings": warnings,
