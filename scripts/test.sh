@@ -9,4 +9,7 @@ echo "[test] ruff check"
 echo "[test] ruff format --check"
 .venv/bin/ruff format --check .
 echo "[test] pytest"
-exec .venv/bin/python -m pytest "$@"
+# two worker processes (pytest-xdist): most ROS tests wait on real time, so two run side by side on the
+# two cores; --dist loadfile keeps a test file (and its module-scoped node sessions) in one worker, and
+# test/conftest.py gives each worker its own ROS_DOMAIN_ID
+exec .venv/bin/python -m pytest -n 2 --dist loadfile "$@"

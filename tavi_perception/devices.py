@@ -8,8 +8,6 @@ listed, so a caller can say so.
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -17,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from tavi_perception.geometry.params import GeometryParams
+from tavi_perception.share import SOURCE_ROOT, first_file, installed
 
 DEVICES_FILE = "devices.yaml"
 
@@ -24,15 +23,8 @@ DEVICES_FILE = "devices.yaml"
 def devices_path() -> Path:
     """``config/devices.yaml``: the source tree's, else an installed share folder's (AMENT_PREFIX_PATH, this
     prefix). Raises ``FileNotFoundError`` listing where it looked."""
-    candidates = [Path(__file__).resolve().parents[1] / "config" / DEVICES_FILE]
-    prefixes = [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    prefixes.append(Path(sys.prefix))
-    candidates += [prefix / "share" / "tavi_perception" / "config" / DEVICES_FILE for prefix in prefixes]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"{DEVICES_FILE} not found; looked in: " + ", ".join(str(c.parent) for c in candidates)
+    return first_file(
+        [SOURCE_ROOT / "config" / DEVICES_FILE, *installed("config", DEVICES_FILE)], DEVICES_FILE
     )
 
 

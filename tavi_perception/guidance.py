@@ -124,3 +124,14 @@ class GuidanceEstimate:
         x_axis = np.array([math.cos(angle), math.sin(angle)])
         y_axis = self.annulus_y_sign * np.array([-x_axis[1], x_axis[0]])
         return AnnulusFrame(np.array(values[:2]), x_axis, y_axis)
+
+
+def annulus_fields(frame: AnnulusFrame) -> dict[str, float | int]:
+    """The contract's fields of ``frame`` (origin, angle, y sign), from which
+    :meth:`GuidanceEstimate.annulus_frame` gives it back."""
+    return {
+        "annulus_origin_x_px": float(frame.origin_px[0]),
+        "annulus_origin_y_px": float(frame.origin_px[1]),
+        "annulus_angle_deg": frame.angle_deg,
+        "annulus_y_sign": frame.y_sign,
+    }

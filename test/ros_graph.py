@@ -15,11 +15,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import rclpy
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import QoSProfile
+
+from tavi_perception.ros.standalone import IsolatedNode
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -72,11 +70,8 @@ class Probe:
     """A test node in its own rclpy context, with an executor the test spins explicitly."""
 
     def __init__(self, name: str = "probe") -> None:
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        self.ros = IsolatedNode(name)
+        self.node, self.executor = self.ros.node, self.ros.executor
         self.processes: list[NodeProcess] = []
         self.subscriptions: dict[str, Any] = {}
 
@@ -121,9 +116,7 @@ class Probe:
     def close(self) -> list[str]:
         """Stop the started processes (returns their outputs) and shut the probe down."""
         outputs = [p.stop() for p in self.processes]
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
+        self.ros.close()
         return outputs
 
     def __enter__(self) -> Probe:

@@ -18,7 +18,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64
 from tavi_msgs.msg import Guidance
 
-from tavi_perception.recordings.synthetic import simulated_frames, write_xa_cine
+from tavi_perception.recordings.synthetic import write_xa_cine
 from tavi_perception.ros.bag import STORAGES, parse_remaps
 from tavi_perception.ros.bagtypes import typestore
 
@@ -44,6 +44,23 @@ def _bag_guidance(path: Path) -> list[Guidance]:
 
 def _run(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess:
     return run_cli("bag", *args, timeout_s=timeout_s)
+
+
+def _play(bag: Path, count: int, *options: str, topic: str = "guidance") -> tuple[list[Guidance], str]:
+    """``bag play`` of ``bag`` with ``options`` until ``count`` Guidance messages arrived on ``topic``:
+    the messages and the player's output, once it exited with 0."""
+    with Probe() as probe:
+        received = probe.collect(Guidance, topic)
+        player = probe.start(
+            "tavi_perception.cli",
+            args=["bag", "play", str(bag), *options, "--wait-for", topic, "--no-progress"],
+        )
+        assert probe.spin_until(lambda: len(received) == count, 60, watch=[]), (
+            f"got {len(received)} of {count}"
+        )
+        code, output = player.wait(timeout_s=30)
+    assert code == 0, output
+    return received, output
 
 
 def test_typestore_hashes_equal_the_ones_rosidl_generated() -> None:
@@ -82,24 +99,7 @@ def test_record_writes_every_message_of_the_live_topic(tmp_path: Path, storage: 
 def test_play_publishes_every_message_unchanged_on_the_remapped_topic(tmp_path: Path, storage: str) -> None:
     bag = tmp_path / "bag"
     _write_bag(bag, count=12, period_s=0.02, storage=storage)
-    with Probe() as probe:
-        received = probe.collect(Guidance, "replayed")
-        player = probe.start(
-            "tavi_perception.cli",
-            args=[
-                "bag",
-                "play",
-                str(bag),
-                "--remap",
-                "guidance:=replayed",
-                "--wait-for",
-                "replayed",
-                "--no-progress",
-            ],
-        )
-        assert probe.spin_until(lambda: len(received) == 12, 60, watch=[]), f"got {len(received)} of 12"
-        code, output = player.wait(timeout_s=30)
-    assert code == 0, output
+    received, _ = _play(bag, 12, "--remap", "guidance:=replayed", topic="replayed")
     assert received == [_guidance(i) for i in range(12)]  # header stamps and every field preserved
 
 
@@ -182,14 +182,7 @@ def test_play_skips_topics_whose_type_is_not_installed_and_names_them(tmp_path: 
             writer.write(
                 tf, int(1e18 + i * 1e7), bytes(typestore().serialize_cdr(_tf_message(i), tf.msgtype))
             )
-    with Probe() as probe:
-        received = probe.collect(Guidance, "guidance")
-        player = probe.start(
-            "tavi_perception.cli", args=["bag", "play", str(bag), "--wait-for", "guidance", "--no-progress"]
-        )
-        assert probe.spin_until(lambda: len(received) == 5, 60, watch=[]), f"got {len(received)} of 5"
-        code, output = player.wait(timeout_s=30)
-    assert code == 0, output
+    received, output = _play(bag, 5)
     assert "warning: skipping /tf: message type tf2_msgs/msg/TFMessage is not installed here" in output
     assert "published 5 messages" in output
     assert received == [_guidance(i) for i in range(5)]
@@ -304,14 +297,7 @@ def test_play_converts_messages_recorded_with_an_older_definition(tmp_path: Path
         for i in range(3):
             message = old_cls(**_old_guidance_fields(old_store, i))
             writer.write(conn, int(1e18 + i * 1e7), bytes(old_store.serialize_cdr(message, conn.msgtype)))
-    with Probe() as probe:
-        received = probe.collect(Guidance, "guidance")
-        player = probe.start(
-            "tavi_perception.cli", args=["bag", "play", str(bag), "--wait-for", "guidance", "--no-progress"]
-        )
-        assert probe.spin_until(lambda: len(received) == 3, 60, watch=[]), f"got {len(received)} of 3"
-        code, output = player.wait(timeout_s=30)
-    assert code == 0, output
+    received, output = _play(bag, 3)
     assert "warning: /guidance: the bag's tavi_msgs/msg/Guidance differs from the installed one" in output
     for i, msg in enumerate(received):
         assert (msg.header.stamp.sec, msg.depth_mm, msg.invalid_reason) == (1000 + i, 0.5 * i, f"reason {i}")
@@ -337,14 +323,12 @@ def _old_guidance_fields(store: object, i: int) -> dict:
 
 
 @pytest.mark.ros
-def test_a_converted_recording_replays_into_perception_on_the_bag_clock(tmp_path: Path) -> None:
+def test_a_converted_recording_replays_into_perception_on_the_bag_clock(
+    tmp_path: Path, perception_cine: Path
+) -> None:
     """The replay recipe of the README: bag time on /clock, perception on sim time, the scale from the bag."""
-    images, _ = simulated_frames(6, seed=1, size_px=256)
-    cine = write_xa_cine(
-        tmp_path / "xa.dcm", images, imager_pixel_spacing_mm=0.6
-    )  # 0.4 mm/px at the isocentre
     bag = tmp_path / "bag"
-    assert _run("convert", str(cine), str(bag), "--start", "1000", "--no-progress").returncode == 0
+    assert _run("convert", str(perception_cine), str(bag), "--start", "1000", "--no-progress").returncode == 0
     with Probe() as probe:
         guidance = probe.collect(Guidance, "guidance", 50)
         node = probe.start(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from guidance_data import level_annulus
 
 from tavi_perception.core.overlay import OverlayRenderer
 from tavi_perception.guidance import GuidanceEstimate
@@ -27,17 +28,7 @@ def _nothing_tracked() -> TrackedKeypoints:
 
 @pytest.mark.parametrize("y_sign", [1, -1])
 def test_the_target_band_is_drawn_on_the_ventricular_side_given_by_the_contract(y_sign: int) -> None:
-    est = GuidanceEstimate(
-        annulus_valid=True,
-        annulus_origin_x_px=64.0,
-        annulus_origin_y_px=64.0,
-        annulus_angle_deg=0.0,
-        annulus_y_sign=y_sign,
-        annulus_diameter_mm=20.0,
-        mm_per_px=0.5,
-        target_depth_mm=8.0,
-        depth_tolerance_mm=2.0,
-    )
+    est = GuidanceEstimate(**level_annulus((64.0, 64.0), y_sign), target_depth_mm=8.0, depth_tolerance_mm=2.0)
     canvas = OverlayRenderer().render(np.zeros((128, 128), np.uint8), _nothing_tracked(), est)
     cyan = (canvas[..., 1] > 150) & (canvas[..., 2] < 10)  # BGR (230, 220, 0), anti-aliased
     rows = np.flatnonzero(cyan.any(axis=1))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 import numpy as np
 
 from tavi_perception.keypoints import FLIP_PAIRS, NUM_KEYPOINTS, Kp
-from tavi_perception.model.augment import IDENTITY, AugmentConfig, augment
+from tavi_perception.model.augment import IDENTITY, AugmentConfig, augment, random_affine
 
 SIZE = 64
 
@@ -97,3 +98,48 @@ def test_a_rotation_that_reverses_a_pair_keeps_side_1_on_the_image_left():
         assert vis2[Kp.FE1] and vis2[Kp.FE2] and xy2[Kp.FE1, 0] <= xy2[Kp.FE2, 0]
         swapped += int(abs(xy2[Kp.FE1, 1] - 44.0) < abs(xy2[Kp.FE1, 1] - 20.0))
     assert 0 < swapped < 10  # some rotations reversed the pair and were relabelled, others not
+
+
+def test_default_geometry_spans_20_degrees_and_scales_0_8_to_1_25():
+    cfg = AugmentConfig()
+    assert cfg.rotate_deg == 20.0 and cfg.scale == (0.8, 1.25)
+    rng = np.random.default_rng(11)
+    angles, scales, flips = [], [], 0
+    for _ in range(600):
+        m, flipped = random_affine(rng, SIZE, cfg)
+        lin = m[:2, :2] @ (np.diag([-1.0, 1.0]) if flipped else np.eye(2))  # undo the mirror
+        scales.append(math.sqrt(abs(np.linalg.det(lin))))
+        angles.append(math.degrees(math.atan2(lin[1, 0], lin[0, 0])))
+        assert (np.linalg.det(m[:2, :2]) < 0) == flipped
+        flips += flipped
+    angles, scales = np.array(angles), np.array(scales)
+    assert np.abs(angles).max() <= 20.0 + 1e-9 and np.abs(angles).max() > 19.0  # beyond the old 15°
+    assert (np.abs(angles) > 15.0).mean() > 0.15  # uniform in ±20°: a quarter beyond ±15°
+    assert scales.min() >= 0.8 - 1e-9 and scales.max() <= 1.25 + 1e-9
+    assert scales.min() < 0.82 and scales.max() > 1.22  # beyond the old 0.85-1.2
+    assert 200 < flips < 400
+
+
+def test_default_augmentation_keeps_side_1_on_the_image_left_for_every_pair():
+    """With the default ±20° and flips, every visible pair ends with side 1 at the smaller x, and the
+    relabelling keeps each physical point: the two ends are the original ones, moved by the affine."""
+    cfg = replace(AugmentConfig(), translate=0.0)
+    relabelled = 0
+    points = np.random.default_rng(99)
+    for seed in range(60):
+        xy = np.zeros((NUM_KEYPOINTS, 2))
+        vis = np.zeros(NUM_KEYPOINTS, dtype=bool)
+        for a, b in FLIP_PAIRS:  # nearly vertical pairs (5° off vertical), side 1 slightly left
+            top = points.uniform(20, 30, size=2)
+            xy[a], xy[b] = top, top + np.array([12 * math.tan(math.radians(5.0)), 12.0])
+            vis[[a, b]] = True
+        m, flipped = random_affine(np.random.default_rng(seed), SIZE, cfg)
+        _, xy2, vis2 = augment(np.zeros((SIZE, SIZE), np.float32), xy, vis, np.random.default_rng(seed), cfg)
+        moved = xy @ m[:2, :2].T + m[:2, 2]
+        for a, b in FLIP_PAIRS:
+            assert vis2[a] and vis2[b] and xy2[a, 0] <= xy2[b, 0]
+            # the same two physical ends, in some order
+            same = np.allclose(xy2[[a, b]], moved[[a, b]]) or np.allclose(xy2[[a, b]], moved[[b, a]])
+            assert same
+            relabelled += not np.allclose(xy2[a], moved[b] if flipped else moved[a])
+    assert relabelled > 0  # some default rotations reversed a pair and it was relabelled

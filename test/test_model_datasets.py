@@ -7,12 +7,17 @@ import json
 import cv2
 import numpy as np
 import pytest
+import torch
 from keypoint_data import random_frame, write_coco_dataset, write_supervisely_dataset
 
 from tavi_perception.inference.processing import preprocess
 from tavi_perception.keypoints import NUM_KEYPOINTS, Kp
+from tavi_perception.model.augment import AugmentConfig
 from tavi_perception.model.datasets import DatasetError, Sample, load_samples
-from tavi_perception.model.train import prepare_sample
+from tavi_perception.model.losses import baseline_loss, group_presence, heatmap_loss, render_heatmap_targets
+from tavi_perception.model.networks import ModelConfig, build_model
+from tavi_perception.model.train import TrainStream, prepare_sample
+from tavi_perception.sim import dataset as sim_dataset
 
 
 def test_coco_dataset_loads_points_visibility_and_frame_fields(tmp_path):
@@ -82,3 +87,43 @@ def test_training_input_without_augmentation_equals_the_inference_input(tmp_path
     np.testing.assert_allclose(x, preprocess(image, 64)[0, 0], atol=1e-4)
     np.testing.assert_allclose(xy_in, xy * 64 / 200)
     assert vis_in.tolist() == vis.tolist()
+
+
+def test_generated_negatives_train_as_group_absent_and_every_point_invisible(tmp_path):
+    """Negatives of ``tavi-perception dataset`` through the training stream: all targets absent."""
+    root = tmp_path / "neg"
+    kinds = "white,noise,stripes,smooth_noise"
+    argv = ["--out", str(root), "--negatives-only", "--negative-frames", "4", "--negative-kinds", kinds]
+    assert sim_dataset.main([*argv, "--size", "128", "--quiet"]) == 0
+    samples = load_samples(root)
+    assert len(samples) == 4 and all(s.meta["negative"] for s in samples)
+    size = 64
+    for cfg in (None, AugmentConfig()):  # as validated, and augmented as in training
+        stream = TrainStream(samples, size, seed=3, cfg=cfg)
+        batch = [stream[p] for p in range(8)]  # two epochs
+        x = torch.stack([b[0] for b in batch])
+        xy = torch.stack([b[1] for b in batch])
+        vis = torch.stack([b[2] for b in batch])
+        assert x.shape == (8, 1, size, size) and torch.isfinite(x).all() and x.std() > 0
+        assert vis.dtype == torch.bool and not vis.any()  # every visibility 0
+        assert (xy == 0).all()
+        assert (group_presence(vis) == 0).all()  # every group absent
+        heat, _, mask = render_heatmap_targets(xy, vis, (size // 4, size // 4))
+        assert heat.shape == (8, NUM_KEYPOINTS, size // 4, size // 4)
+        assert heat.max() == 0 and mask.sum() == 0  # no heatmap peak, no offset supervised
+    # both losses are finite on an all-negative batch, the coordinate terms vanish, and they pull the
+    # group and point logits towards "absent"
+    torch.manual_seed(0)
+    for arch, coordinate in (("heatmap", "offset"), ("baseline", "wing")):
+        net = build_model(ModelConfig(arch=arch, input_size=size)).eval()
+        with torch.no_grad():
+            out = net(x)
+        loss = heatmap_loss if arch == "heatmap" else baseline_loss
+        args = (xy, vis) if arch == "heatmap" else (xy, vis, size)
+        total, parts = loss(out, *args)
+        assert torch.isfinite(total) and parts[coordinate] == 0.0
+        absent = dict(out, group_logit=torch.full_like(out["group_logit"], -8.0))
+        absent["point_logit"] = torch.full_like(out["point_logit"], -8.0)
+        present = dict(out, group_logit=torch.full_like(out["group_logit"], 8.0))
+        present["point_logit"] = torch.full_like(out["point_logit"], 8.0)
+        assert loss(absent, *args)[0] < total < loss(present, *args)[0]

@@ -102,3 +102,13 @@ def test_several_training_folders_are_pooled_and_each_recorded(data, tmp_path):
     assert one["frames"] == 6 and "dataset" in one and "datasets" not in one
     assert two["frames"] == 6 + 3 and len(two["datasets"]) == 2 and "dataset" not in two
     assert two["settings"]["data"] == f"{train}, {val}"
+
+
+def test_augmentation_ranges_are_options_recorded_with_the_run_and_change_the_training(data, tmp_path):
+    train, _ = data
+    old_ranges = ("--rotate-deg", "15", "--scale-range", "0.85", "1.2")
+    assert _train(train, tmp_path / "old", "--steps", "2", *old_ranges) == 0
+    assert _train(train, tmp_path / "new", "--steps", "2") == 0
+    settings = load_checkpoint(tmp_path / "old" / "last.pt")["metadata"]["settings"]
+    assert settings["rotate_deg"] == 15.0 and settings["scale_range"] == [0.85, 1.2]
+    assert not _same_weights(tmp_path / "old" / "last.pt", tmp_path / "new" / "last.pt")

@@ -25,10 +25,12 @@ ROSDEP_TO_PIP = {
 # in package.xml and the modules that import them)
 ROS_WITHOUT_WHEEL = {"tavi_msgs", "tf2_msgs", "cv_bridge", "launch", "launch_ros"}
 # pins no source imports: the tavi_msgs build (scripts/setup.sh), the DDS implementation rclpy loads,
-# torch's ONNX exporter, nibabel's own dependency, pydicom's decoder plugins and the linter
+# torch's ONNX exporter, nibabel's own dependency, pydicom's decoder plugins, the linter and pytest's
+# two-process runner (scripts/test.sh)
 NOT_IMPORTED = re.compile(
     r"^(catkin-pkg|ros-ament-(package|cmake.*)|ros-rosidl-.*|ros-fastrtps-cmake-module|"
-    r"ros-python-cmake-module|ros-rmw-fastrtps-cpp|onnxscript|importlib-resources|pylibjpeg.*|ruff)$"
+    r"ros-python-cmake-module|ros-rmw-fastrtps-cpp|onnxscript|importlib-resources|pylibjpeg.*|ruff|"
+    r"pytest-xdist|execnet)$"
 )
 IMPORT_NAME = {"opencv-python-headless": "cv2", "pillow": "PIL", "pyyaml": "yaml"}
 

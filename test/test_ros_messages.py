@@ -7,12 +7,13 @@ import math
 
 import numpy as np
 import pytest
+from guidance_data import level_annulus
 from std_msgs.msg import Header
 from tavi_msgs.msg import Guidance, Keypoint
 
 from tavi_perception.controller import Command, Phase
 from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
-from tavi_perception.guidance import GuidanceEstimate
+from tavi_perception.guidance import GuidanceEstimate, annulus_fields
 from tavi_perception.keypoints import KEYPOINT_NAMES, Kp
 from tavi_perception.ros.messages import (
     METRIC_FRAME_ID,
@@ -126,14 +127,7 @@ def _rotate(q: object, v: tuple[float, float, float]) -> np.ndarray:
 
 
 def _annulus_guidance(frame: AnnulusFrame, mm_per_px: float, source: int) -> Guidance:
-    return Guidance(
-        annulus_source=source,
-        annulus_origin_x_px=float(frame.origin_px[0]),
-        annulus_origin_y_px=float(frame.origin_px[1]),
-        annulus_angle_deg=frame.angle_deg,
-        annulus_y_sign=frame.y_sign,
-        mm_per_px=mm_per_px,
-    )
+    return Guidance(annulus_source=source, mm_per_px=mm_per_px, **annulus_fields(frame))
 
 
 @pytest.mark.parametrize("stj_above", [True, False], ids=["ventricle-down", "ventricle-up"])
@@ -211,15 +205,7 @@ def test_markers_delete_what_is_invalid_and_skip_lost_points() -> None:
 
 @pytest.mark.parametrize("y_sign", [1, -1])
 def test_markers_draw_the_annulus_frame_from_the_message_alone(y_sign: int) -> None:
-    g = Guidance(
-        annulus_valid=True,
-        annulus_origin_x_px=100.0,
-        annulus_origin_y_px=200.0,
-        annulus_angle_deg=0.0,
-        annulus_y_sign=y_sign,
-        annulus_diameter_mm=20.0,
-        mm_per_px=0.5,
-    )
+    g = Guidance(**level_annulus((100.0, 200.0), y_sign))
     axis = markers(_header(), np.zeros((11, 2)), np.full(11, 2, dtype=np.uint8), g).markers[1]
     assert axis.action == axis.ADD
     ends_px = [(round(p.x / 0.5e-3), round(p.y / 0.5e-3)) for p in axis.points]

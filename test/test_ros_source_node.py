@@ -13,7 +13,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64
 from tavi_msgs.msg import Guidance
 
-from tavi_perception.recordings.synthetic import simulated_frames, write_xa_cine
+from tavi_perception.recordings.synthetic import write_xa_cine
 from tavi_perception.ros import perception_node
 from tavi_perception.ros.source_node import CALIBRATION_TOPIC
 
@@ -84,11 +84,7 @@ def test_publish_rejects_a_bad_recording_in_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.ros
-def test_perception_measures_a_published_recording_at_its_dicom_scale(tmp_path: Path) -> None:
-    images, _ = simulated_frames(6, seed=1, size_px=256)
-    cine = write_xa_cine(
-        tmp_path / "xa.dcm", images, imager_pixel_spacing_mm=0.6
-    )  # 0.4 mm/px at the isocentre
+def test_perception_measures_a_published_recording_at_its_dicom_scale(perception_cine: Path) -> None:
     with Probe() as probe:
         guidance = probe.collect(
             Guidance, "guidance", QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
@@ -99,7 +95,8 @@ def test_perception_measures_a_published_recording_at_its_dicom_scale(tmp_path: 
         )
         assert probe.wait_matched("guidance", 60)
         source = probe.start(
-            "tavi_perception.cli", args=["publish", str(cine), "--wait-for-subscriber", "--no-progress"]
+            "tavi_perception.cli",
+            args=["publish", str(perception_cine), "--wait-for-subscriber", "--no-progress"],
         )
         assert probe.spin_until(lambda: len(guidance) == 6, timeout_s=60, watch=[node])
         code, output = source.wait(timeout_s=30)

@@ -67,6 +67,8 @@ def test_frames_spread_over_the_procedure(dataset: Path) -> None:
         times = [img["t_s"] for img in coco["images"] if img["case_id"] == case_id]
         assert times == sorted(times)
     assert summary["images"] == 10 and summary["seed"] == 5 and summary["generator_version"]
+    # without a negatives option: no negative frames and no negative fields (test/test_sim_negatives.py)
+    assert "negatives" not in summary and not any("negative" in img for img in coco["images"])
     assert sum(summary["share_phase"].values()) == pytest.approx(1.0)
 
 

@@ -27,14 +27,21 @@ RELIABLE = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
 NS = 1_000_000_000
 
 
+def _collect_frames(probe: Probe) -> tuple[list[Image], list[KeypointArray], list[Guidance]]:
+    """What the node publishes per frame, collected reliably: images, true keypoints, true guidance."""
+    return (
+        probe.collect(Image, "fluoro/image", RELIABLE),
+        probe.collect(KeypointArray, "fluoro/ground_truth/keypoints", RELIABLE),
+        probe.collect(Guidance, "fluoro/ground_truth/guidance", RELIABLE),
+    )
+
+
 @pytest.mark.ros
 def test_node_follows_the_clock_one_frame_per_period_with_ground_truth_matching_each_image() -> None:
     # use_sim_time: the probe owns /clock and advances it by 1/fps only once the previous frame arrived,
     # so every frame's stamp is known exactly, whatever the load of the machine
     with Probe("sim_clock_probe") as probe:
-        images = probe.collect(Image, "fluoro/image", RELIABLE)
-        keypoints = probe.collect(KeypointArray, "fluoro/ground_truth/keypoints", RELIABLE)
-        truth = probe.collect(Guidance, "fluoro/ground_truth/guidance", RELIABLE)
+        images, keypoints, truth = _collect_frames(probe)
         diagnostics = probe.collect(DiagnosticArray, "/diagnostics", RELIABLE)
         clock = probe.node.create_publisher(Clock, "/clock", 10)
         probe.start(
@@ -85,9 +92,7 @@ def test_node_follows_the_clock_one_frame_per_period_with_ground_truth_matching_
 @pytest.mark.ros
 def test_command_drive_follows_the_manipulator_and_holds_without_commands() -> None:
     with Probe("sim_command_probe") as probe:
-        images = probe.collect(Image, "fluoro/image", RELIABLE)
-        keypoints = probe.collect(KeypointArray, "fluoro/ground_truth/keypoints", RELIABLE)
-        truth = probe.collect(Guidance, "fluoro/ground_truth/guidance", RELIABLE)
+        images, keypoints, truth = _collect_frames(probe)
         commands = probe.node.create_publisher(ManipulatorCommand, "manipulator/command", 10)
         probe.start(
             MODULE,

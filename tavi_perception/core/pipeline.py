@@ -10,8 +10,6 @@ carries the reason, or a repeat of the last frame's pixels, answered with nothin
 from __future__ import annotations
 
 import dataclasses
-import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from tavi_perception.core.roi import RegionOfInterest
 from tavi_perception.geometry.estimator import GeometryParams, GuidanceEstimator
 from tavi_perception.guidance import GuidanceEstimate
 from tavi_perception.inference.engines import Detections, InferenceEngine
+from tavi_perception.share import SOURCE_ROOT, first_file, installed
 from tavi_perception.tracking import KeypointTracker, TrackedKeypoints, TrackerParams
 
 SHIPPED_MODEL = "tavi_keypoints.onnx"
@@ -35,16 +34,8 @@ def shipped_model_path() -> Path:
 
     Raises ``FileNotFoundError`` listing where it looked.
     """
-    prefixes = [Path(p) for p in os.environ.get("AMENT_PREFIX_PATH", "").split(os.pathsep) if p]
-    prefixes.append(Path(sys.prefix))
-    candidates = [prefix / "share" / "tavi_perception" / "models" / SHIPPED_MODEL for prefix in prefixes]
-    candidates.append(Path(__file__).resolve().parents[2] / "models" / SHIPPED_MODEL)
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"shipped model {SHIPPED_MODEL} not found; looked in: " + ", ".join(str(c.parent) for c in candidates)
-    )
+    candidates = [*installed("models", SHIPPED_MODEL), SOURCE_ROOT / "models" / SHIPPED_MODEL]
+    return first_file(candidates, f"shipped model {SHIPPED_MODEL}")
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,15 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from tavi_perception.guidance import DepthSource, GuidanceEstimate, TrackingState
 from tavi_perception.keypoints import KEYPOINT_NAMES, Kp
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 DEPTH_SOURCE_STENT = (
     DepthSource.STENT
@@ -129,6 +133,24 @@ def _time_axis(stamps_ns: Sequence[int], t0_ns: int) -> np.ndarray:
     return (np.asarray(stamps_ns, dtype=np.int64) - t0_ns) * 1e-9
 
 
+def finish_depth_axes(
+    ax: Axes, t_s: np.ndarray, invalid: np.ndarray, invalid_label: str, t_label: str
+) -> None:
+    """Finish a plot of depth over time: the frames whose guidance was ``invalid`` shaded over the plotted
+    range (``invalid_label``), depth growing downwards (into the ventricle), axis labels, grid, legend."""
+    if invalid.any():
+        ymin, ymax = ax.get_ylim()
+        ax.fill_between(
+            t_s, ymin, ymax, where=invalid, color="tab:orange", alpha=0.15, step="mid", label=invalid_label
+        )
+        ax.set_ylim(ymin, ymax)
+    ax.set_xlabel(t_label)
+    ax.set_ylabel("depth below the annulus [mm]")
+    ax.invert_yaxis()
+    ax.grid(alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+
+
 def plot_depth(perceived: Sequence[GuidanceRow], truth: Sequence[GuidanceRow], path: Path) -> None:
     """Tip and stent depth over time, perceived vs true, with the target band and the holds shaded."""
     import matplotlib
@@ -157,17 +179,7 @@ def plot_depth(perceived: Sequence[GuidanceRow], truth: Sequence[GuidanceRow], p
     for t, values, style, label in series:
         ax.plot(t, values, label=label, **style)
     invalid = np.asarray([not r.valid for r in perceived])
-    if invalid.any():
-        ymin, ymax = ax.get_ylim()
-        ax.fill_between(
-            tp, ymin, ymax, where=invalid, color="tab:orange", alpha=0.15, step="mid", label="hold (invalid)"
-        )
-        ax.set_ylim(ymin, ymax)
-    ax.set_xlabel("time [s]")
-    ax.set_ylabel("depth below the annulus [mm]")
-    ax.invert_yaxis()
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    finish_depth_axes(ax, tp, invalid, "hold (invalid)", "time [s]")
     ax.set_title("Implantation depth: perceived vs truth")
     fig.tight_layout()
     fig.savefig(path)

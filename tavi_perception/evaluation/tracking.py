@@ -366,6 +366,7 @@ def _pick_model(path: Path | None) -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from tavi_perception.sim.ct.simulator import add_renderer_argument
     from tavi_perception.sim.dataset import TEST_SPLIT, case_seed
 
     parser = argparse.ArgumentParser(
@@ -396,12 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--noise-px", type=float, default=2.0, help="truth-noise: Gaussian 1-sigma [px]")
     parser.add_argument("--miss-rate", type=float, default=0.05, help="truth-noise: share of misses")
     parser.add_argument("--outlier-rate", type=float, default=0.02, help="truth-noise: share of outliers")
-    parser.add_argument(
-        "--renderer",
-        choices=("stylised", "ct"),
-        default="stylised",
-        help="simulator renderer (default stylised)",
-    )
+    add_renderer_argument(parser)
     parser.add_argument("--json", action="store_true", help="print the metrics as JSON only")
     parser.add_argument("--out", type=Path, default=None, help="also write the JSON to this file")
     args = parser.parse_args(argv)

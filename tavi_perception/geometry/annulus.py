@@ -28,7 +28,7 @@ from tavi_perception.geometry.binding import PigtailBinding
 from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
 from tavi_perception.geometry.params import GeometryParams
 from tavi_perception.geometry.usability import KeypointUsability
-from tavi_perception.guidance import AnnulusSource, GuidanceEstimate
+from tavi_perception.guidance import AnnulusSource, GuidanceEstimate, annulus_fields
 from tavi_perception.keypoints import Kp
 from tavi_perception.tracking.tracker import KeypointState
 
@@ -200,8 +200,6 @@ class AnnulusTracker:
 def _fill(est: GuidanceEstimate, source: AnnulusSource, frame: AnnulusFrame, diameter_mm: float) -> None:
     est.annulus_valid = True
     est.annulus_source = source
-    est.annulus_origin_x_px = float(frame.origin_px[0])
-    est.annulus_origin_y_px = float(frame.origin_px[1])
-    est.annulus_angle_deg = frame.angle_deg
-    est.annulus_y_sign = frame.y_sign
+    for name, value in annulus_fields(frame).items():
+        setattr(est, name, value)
     est.annulus_diameter_mm = float(diameter_mm)

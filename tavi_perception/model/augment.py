@@ -25,8 +25,8 @@ _PERM = np.array(FLIP_PERMUTATION)
 @dataclass(frozen=True)
 class AugmentConfig:
     flip_p: float = 0.5  # probability of a horizontal flip
-    rotate_deg: float = 15.0  # rotation uniform in +-rotate_deg
-    scale: tuple[float, float] = (0.85, 1.2)  # zoom, log-uniform
+    rotate_deg: float = 20.0  # rotation uniform in +-rotate_deg (C-arm/display roll, patient tilt)
+    scale: tuple[float, float] = (0.8, 1.25)  # zoom, log-uniform (magnification, detector field)
     translate: float = 0.08  # shift uniform in +-translate of the image size, per axis
     brightness: float = 0.1  # offset uniform in +-brightness (image in 0..1)
     contrast: tuple[float, float] = (0.75, 1.3)  # gain about the image mean

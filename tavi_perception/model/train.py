@@ -173,6 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed: init, order, augmentation (default: 0)")
     p.add_argument("--no-augment", action="store_true", help="train on the frames as they are")
     p.add_argument(
+        "--rotate-deg",
+        type=float,
+        default=AugmentConfig.rotate_deg,
+        help=f"[deg] rotation augmentation, uniform in +-this (default {AugmentConfig.rotate_deg:g}; "
+        "stages 1-5 of the shipped model: 15)",
+    )
+    p.add_argument(
+        "--scale-range",
+        type=float,
+        nargs=2,
+        metavar=("MIN", "MAX"),
+        default=AugmentConfig.scale,
+        help="zoom augmentation, log-uniform in [MIN, MAX] (default %(default)s; stages 1-5: 0.85 1.2)",
+    )
+    p.add_argument(
         "--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)"
     )
     p.add_argument("--init", type=Path, help="start from the weights of this checkpoint (fine-tuning)")
@@ -185,9 +200,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _run_settings(args: argparse.Namespace) -> dict:
     keys = ("arch", "input_size", "steps", "batch_size", "lr", "weight_decay", "warmup", "ema", "sigma")
-    keys += ("offset_weight", "seed")
+    keys += ("offset_weight", "seed", "rotate_deg")
     return {k: getattr(args, k) for k in keys} | {
         "augment": not args.no_augment,
+        "scale_range": list(args.scale_range),
         "data": ", ".join(str(path) for path in args.data),
         "init": str(args.init) if args.init else "",
     }
@@ -268,7 +284,8 @@ def train(args: argparse.Namespace) -> dict:
         save_checkpoint(last, payload)
 
     stop = min(args.steps, args.stop_after or args.steps)
-    stream = TrainStream(samples, args.input_size, args.seed, None if args.no_augment else AugmentConfig())
+    augment_cfg = AugmentConfig(rotate_deg=args.rotate_deg, scale=tuple(args.scale_range))
+    stream = TrainStream(samples, args.input_size, args.seed, None if args.no_augment else augment_cfg)
     loader = DataLoader(
         stream,
         batch_size=args.batch_size,

@@ -20,13 +20,13 @@ from tavi_perception.recordings.base import (
     Overrides,
     Recording,
     RecordingError,
+    RecordingInfo,
     check_grey,
     default_rate,
     unscaled_info,
 )
 
 IMAGE_SUFFIXES = frozenset({".png", ".tif", ".tiff", ".jpg", ".jpeg", ".bmp"})
-UNCALIBRATED = "uncalibrated: image files carry no scale; give --mm-per-px"
 
 
 def natural_key(path: Path) -> tuple:
@@ -50,6 +50,26 @@ def _grey(image: np.ndarray, where: str) -> np.ndarray:
     return check_grey(image, where)
 
 
+def _images_info(
+    path: Path, first: np.ndarray, count: int, what: str, encoding: str, overrides: Overrides | None
+) -> tuple[RecordingInfo, np.ndarray]:
+    """Info and frame times of ``count`` frames of ``what``: image files carry neither a scale nor a rate
+    (a single frame needs none)."""
+    notes: list[str] = []
+    rate = default_rate(what, notes, single_frame=count == 1)
+    return unscaled_info(
+        path,
+        "images",
+        first,
+        count,
+        rate,
+        uncalibrated="uncalibrated: image files carry no scale; give --mm-per-px",
+        encoding=encoding,
+        notes=notes,
+        overrides=overrides,
+    )
+
+
 class ImageFolderRecording(Recording):
     """Image files, one frame each, in natural name order."""
 
@@ -57,18 +77,9 @@ class ImageFolderRecording(Recording):
         self.path = path
         self._files = sorted(files, key=natural_key)
         first = read_grey(self._files[0])
-        count = len(self._files)
-        notes: list[str] = []
-        self.info, self._times_s = unscaled_info(
-            path,
-            "images",
-            first,
-            count,
-            default_rate("image files", notes, single_frame=count == 1),
-            uncalibrated=UNCALIBRATED,
-            encoding=f"{self._files[0].suffix.lstrip('.').upper()} {first.dtype.itemsize * 8} bit",
-            notes=notes,
-            overrides=overrides,
+        encoding = f"{self._files[0].suffix.lstrip('.').upper()} {first.dtype.itemsize * 8} bit"
+        self.info, self._times_s = _images_info(
+            path, first, len(self._files), "image files", encoding, overrides
         )
 
     def __iter__(self) -> Iterator[Frame]:
@@ -96,18 +107,8 @@ class TiffStackRecording(Recording):
     def __init__(self, path: Path, pages: int, overrides: Overrides | None = None) -> None:
         self.path = path
         first = self._page(0)
-        notes: list[str] = []
-        self.info, self._times_s = unscaled_info(
-            path,
-            "images",
-            first,
-            pages,
-            default_rate("the TIFF stack", notes),
-            uncalibrated=UNCALIBRATED,
-            encoding=f"TIFF stack {first.dtype.itemsize * 8} bit",
-            notes=notes,
-            overrides=overrides,
-        )
+        encoding = f"TIFF stack {first.dtype.itemsize * 8} bit"
+        self.info, self._times_s = _images_info(path, first, pages, "the TIFF stack", encoding, overrides)
 
     def _page(self, index: int) -> np.ndarray:
         ok, pages = cv2.imreadmulti(str(self.path), start=index, count=1, flags=cv2.IMREAD_UNCHANGED)

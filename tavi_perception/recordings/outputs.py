@@ -29,6 +29,7 @@ import numpy as np
 
 from tavi_perception.core.overlay import OverlayRenderer, to_bgr8
 from tavi_perception.core.pipeline import FrameResult, UnprocessedFrame
+from tavi_perception.evaluation.report import finish_depth_axes
 from tavi_perception.guidance import GuidanceEstimate
 from tavi_perception.keypoints import KEYPOINT_NAMES
 from tavi_perception.recordings.base import Frame
@@ -285,17 +286,7 @@ def plot_depth(rows: list[tuple[float, GuidanceEstimate]], path: Path) -> None:
         ax.axhspan(low, high, color="tab:green", alpha=0.15, label="target band")
     ax.plot(t, tip, color="tab:blue", lw=1.4, label="tip depth (catheter block valid)")
     ax.plot(t, stent, color="tab:red", lw=1.4, label="stent mean depth (stent block valid)")
-    if invalid.any():
-        ymin, ymax = ax.get_ylim()
-        ax.fill_between(
-            t, ymin, ymax, where=invalid, color="tab:orange", alpha=0.15, step="mid", label="invalid"
-        )
-        ax.set_ylim(ymin, ymax)
-    ax.set_xlabel("recording time [s]")
-    ax.set_ylabel("depth below the annulus [mm]")
-    ax.invert_yaxis()
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best", fontsize=8)
+    finish_depth_axes(ax, t, invalid, "invalid", "recording time [s]")
     ax.set_title(
         f"Implantation depth as perceived ({int((~invalid).sum())} of {len(rows)} answered frames valid)"
     )

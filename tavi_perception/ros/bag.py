@@ -33,11 +33,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import rclpy
 from builtin_interfaces.msg import Time
-from rclpy.context import Context
 from rclpy.duration import Duration
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rosbags.convert.converter import generate_message_converter, is_same_wireformat
@@ -51,7 +49,7 @@ from tqdm import tqdm
 
 from tavi_perception.recordings import Overrides, Recording, RecordingError, open_recording
 from tavi_perception.ros.bagtypes import bag_qos, msg_class, typestore
-from tavi_perception.ros.standalone import standalone_node
+from tavi_perception.ros.standalone import IsolatedNode, standalone_node
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
 _GRAPH_TOPICS = {"/rosout", "/parameter_events"}
@@ -145,11 +143,8 @@ def record(
     writer = Writer(out, version=9, storage_plugin=STORAGES[storage])
     if compress:
         writer.set_compression(CompressionMode.MESSAGE, CompressionFormat.ZSTD)
-    context = Context()
-    rclpy.init(context=context)
-    node = Node("tavi_bag_record", context=context)
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
+    ros = IsolatedNode("tavi_bag_record")
+    node = ros.node
     wanted = None if topics is None else {absolute(t) for t in topics}
     progress = tqdm(desc=f"recording {out.name}", unit="msg", disable=not show_progress, file=sys.stderr)
     writer.open()
@@ -157,8 +152,8 @@ def record(
     start_s = last_poll_s = time.monotonic()
     recorder.poll_graph()
     try:
-        while context.ok():
-            executor.spin_once(timeout_sec=0.05)
+        while node.context.ok():
+            ros.executor.spin_once(timeout_sec=0.05)
             now_s = time.monotonic()
             if now_s - last_poll_s > 0.2:
                 recorder.poll_graph()
@@ -180,9 +175,7 @@ def record(
     finally:
         progress.close()
         writer.close()
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown(context=context)
+        ros.close()
     return dict(recorder.counts)
 
 
@@ -502,25 +495,30 @@ def _print_info(summary: dict) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tavi-perception bag", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="action", required=True)
+    # options several actions share
+    progress = argparse.ArgumentParser(add_help=False)
+    progress.add_argument("--no-progress", action="store_true", help="no progress bar")
+    storage = argparse.ArgumentParser(add_help=False)
+    storage.add_argument(
+        "-s", "--storage", choices=sorted(STORAGES), default="mcap", help="storage (default mcap)"
+    )
 
-    rec = sub.add_parser("record", help="record topics of the live graph into a new bag")
+    rec = sub.add_parser(
+        "record", parents=[storage, progress], help="record topics of the live graph into a new bag"
+    )
     rec.add_argument("topics", nargs="*", help="topics to record (e.g. fluoro/image guidance)")
     rec.add_argument(
         "-a", "--all", action="store_true", help="record every topic (but /rosout, /parameter_events)"
     )
     rec.add_argument("-o", "--output", type=Path, required=True, help="bag folder to create (must not exist)")
-    rec.add_argument(
-        "-s", "--storage", choices=sorted(STORAGES), default="mcap", help="storage (default mcap)"
-    )
     rec.add_argument("--duration", type=float, help="[s] stop this long after the first message")
     rec.add_argument("--max-messages", type=int, help="stop after this many messages in total")
     rec.add_argument(
         "--timeout", type=float, help="[s] fail when no message arrived this long after the start"
     )
     rec.add_argument("--compress", action="store_true", help="zstd per message (rosbag2 'message' mode)")
-    rec.add_argument("--no-progress", action="store_true", help="no progress bar")
 
-    ply = sub.add_parser("play", help="publish a bag with its original timing")
+    ply = sub.add_parser("play", parents=[progress], help="publish a bag with its original timing")
     ply.add_argument("bag", type=Path, help="bag folder (or a .mcap / .db3 file)")
     ply.add_argument("-r", "--rate", type=float, default=1.0, help="speed factor (2 = twice as fast)")
     ply.add_argument("-l", "--loop", action="store_true", help="play again from the start until interrupted")
@@ -531,23 +529,22 @@ def _parser() -> argparse.ArgumentParser:
         "--wait-for", nargs="+", default=[], metavar="TOPIC", help="start once these have subscribers"
     )
     ply.add_argument("--wait-timeout", type=float, default=30.0, help="[s] limit of --wait-for (default 30)")
-    ply.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     inf = sub.add_parser("info", help="topics, types, counts and duration of a bag")
     inf.add_argument("bag", type=Path)
     inf.add_argument("--json", action="store_true", help="print one JSON object")
 
-    cnv = sub.add_parser("convert", help="a recording (DICOM, video, image folder) into a new bag")
+    cnv = sub.add_parser(
+        "convert",
+        parents=[storage, progress],
+        help="a recording (DICOM, video, image folder) into a new bag",
+    )
     cnv.add_argument("input", type=Path, help="DICOM file or series folder, video file, or image folder")
     cnv.add_argument("output", type=Path, help="bag folder to create (must not exist)")
-    cnv.add_argument(
-        "-s", "--storage", choices=sorted(STORAGES), default="mcap", help="storage (default mcap)"
-    )
     cnv.add_argument("--mm-per-px", type=float, help="[mm/px] scale at the isocentre (overrides the file)")
     cnv.add_argument("--fps", type=float, help="[1/s] frame rate (overrides the file)")
     cnv.add_argument("--start", type=float, help="[s since the epoch] stamp of the first frame (default now)")
     cnv.add_argument("--topic", default="fluoro/image", help="image topic (default fluoro/image)")
-    cnv.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 

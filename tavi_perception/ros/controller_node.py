@@ -113,11 +113,7 @@ class ControllerNode(ManagedNode):
         shutdown) rather than leaving it to its own command timeout."""
         if self._subscription is not None:
             self._publish(Command(0.0, 0.0, 0.0, True, "controller deactivated", self._phase, None))
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
-        if self._command_timer is not None:
-            self.destroy_timer(self._command_timer)
-            self._command_timer = None
+        self._destroy("_subscription", "_command_timer")
 
     def _release(self) -> None:
         if self._controller is None:

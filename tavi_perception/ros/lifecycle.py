@@ -21,6 +21,7 @@ from collections.abc import Callable
 import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.timer import Timer
 
 from tavi_perception.ros.params import ParamSpec
 
@@ -46,6 +47,19 @@ class ManagedNode(LifecycleNode):
 
     def _release(self) -> None:
         raise NotImplementedError
+
+    def _destroy(self, *attributes: str) -> None:
+        """Destroy the subscription or timer held in each of ``attributes`` that is set, and clear it (so
+        that a second call does nothing)."""
+        for attribute in attributes:
+            entity = getattr(self, attribute)
+            if entity is None:
+                continue
+            if isinstance(entity, Timer):
+                self.destroy_timer(entity)
+            else:
+                self.destroy_subscription(entity)
+            setattr(self, attribute, None)
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop()

@@ -395,17 +395,12 @@ class PerceptionNode(ManagedNode):
         return super().on_activate(state)
 
     def _stop(self) -> None:
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        self._destroy("_subscription")
 
     def _release(self) -> None:
         if self._pipeline is None:
             return
-        self.destroy_subscription(self._calibration_subscription)
-        self._calibration_subscription = None
-        self.destroy_subscription(self._carm_subscription)
-        self._carm_subscription = None
+        self._destroy("_calibration_subscription", "_carm_subscription")
         self._topic_calibration = None
         for pub in self._lifecycle_publishers():
             self.destroy_lifecycle_publisher(pub)

@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.context import Context
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
@@ -15,6 +11,7 @@ from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
 from tavi_perception.evaluation.report import CommandRow, GuidanceRow, KeypointRow
 from tavi_perception.ros.imaging import image_to_numpy
 from tavi_perception.ros.messages import guidance_row, stamp_ns
+from tavi_perception.ros.standalone import IsolatedNode
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
 
@@ -27,15 +24,11 @@ def keypoint_row(msg: KeypointArray, truth: bool) -> KeypointRow:
     return KeypointRow(stamp_ns(msg.header.stamp), xy, present)
 
 
-class LoopRecorder:
+class LoopRecorder(IsolatedNode):
     """Subscribes the loop's topics and keeps rows of everything (and every overlay frame) it receives."""
 
     def __init__(self, name: str = "tavi_loop_recorder", overlay: bool = True) -> None:
-        self.context = Context()
-        rclpy.init(context=self.context)
-        self.node = Node(name, context=self.context)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
+        super().__init__(name)
         self.perceived: list[GuidanceRow] = []
         self.truth: list[GuidanceRow] = []
         self.keypoints: list[KeypointRow] = []
@@ -77,8 +70,3 @@ class LoopRecorder:
 
     def spin_once(self, timeout_s: float) -> None:
         self.executor.spin_once(timeout_sec=timeout_s)
-
-    def close(self) -> None:
-        self.executor.shutdown()
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)

@@ -328,12 +328,7 @@ class SimulatorNode(ManagedNode):
         return super().on_activate(state)
 
     def _stop(self) -> None:
-        if self._frame_timer is not None:
-            self.destroy_timer(self._frame_timer)
-            self._frame_timer = None
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
+        self._destroy("_frame_timer", "_subscription")
 
     def _release(self) -> None:
         if self._sim is None:

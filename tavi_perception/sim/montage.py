@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from tavi_perception.keypoints import KEYPOINT_GROUP, KEYPOINT_NAMES, Group, Kp
-from tavi_perception.sim.ct.simulator import RENDERERS, create_simulator, simulation_case
+from tavi_perception.sim.ct.simulator import add_renderer_argument, create_simulator, simulation_case
 from tavi_perception.sim.simulator import ProcedureSimulator, SimFrame
 
 # (label, case seed, LAO pin, CRAN pin): CRAN None follows the case's S-curve (coplanar view)
@@ -112,12 +112,7 @@ def main(argv: list[str]) -> int:
     p.add_argument("--out", type=Path, default=Path("docs/sim_montage.png"), help="PNG to write")
     p.add_argument("--size", type=int, default=512, help="render size [px] (default 512)")
     p.add_argument("--tile", type=int, default=320, help="tile size in the montage [px] (default 320)")
-    p.add_argument(
-        "--renderer",
-        choices=RENDERERS,
-        default="stylised",
-        help="stylised phantom or chest CT (default stylised)",
-    )
+    add_renderer_argument(p)
     args = p.parse_args(argv)
     image = montage(args.size, args.tile, args.renderer)
     args.out.parent.mkdir(parents=True, exist_ok=True)

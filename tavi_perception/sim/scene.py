@@ -21,6 +21,7 @@ tone curve: more attenuation is darker (standard fluoroscopy display).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -32,6 +33,7 @@ from tavi_perception.sim.delivery import DeliveryState, DeliverySystem, arc_samp
 from tavi_perception.sim.motion import Motion
 from tavi_perception.sim.phantom import (
     ASCENDING_TOP_MM,
+    Pigtail,
     RootGeometry,
     make_body,
     make_calcium,
@@ -110,14 +112,7 @@ class Scene:
         self.root = RootGeometry(case.anatomy)
         detail = np.random.default_rng([case.anatomy.detail_seed, 1])
         self.body = make_body(case.anatomy, self.root, detail)
-        dev = case.devices
-        self.pigtail = make_pigtail(
-            self.root, dev.pigtail_loop_radius_mm, dev.pigtail_loop_azimuth_deg, self.projector.x_img
-        )
-        self.delivery = DeliverySystem(self.root, dev, self.projector.x_img, self.projector.y_img)
-        self.guidewire = self.delivery.guidewire_path(
-            dev.guidewire_loop_radius_mm, detail.uniform(0, 2 * np.pi)
-        )
+        self._place_devices(make_pigtail, detail)
         self.coronaries = make_coronaries(self.root, detail)
         self.calcium = make_calcium(self.root, case.anatomy.calcium_blobs, detail)
         self.motion = Motion(case.motion)
@@ -143,6 +138,18 @@ class Scene:
         self.blur_px = case.imaging.detector_blur_mm / self.projector.pixel_spacing_mm
 
     # ----------------------------------------------------------------- precomputation
+
+    def _place_devices(self, pigtail: Callable[..., Pigtail], detail: np.random.Generator) -> None:
+        """The pigtail (``pigtail(root, loop radius, loop azimuth, facing)`` for this root), the delivery
+        system and its guidewire, from the case's devices and this view."""
+        dev = self.case.devices
+        self.pigtail = pigtail(
+            self.root, dev.pigtail_loop_radius_mm, dev.pigtail_loop_azimuth_deg, self.projector.x_img
+        )
+        self.delivery = DeliverySystem(self.root, dev, self.projector.x_img, self.projector.y_img)
+        self.guidewire = self.delivery.guidewire_path(
+            dev.guidewire_loop_radius_mm, detail.uniform(0, 2 * np.pi)
+        )
 
     def _fov(self) -> tuple[float, float, float, float]:
         """Uncollimated area (x0, y0, x1, y1) in pixels."""
@@ -247,6 +254,18 @@ class Scene:
             r_px = vessel.radius_mm / float(np.mean(proj.object_mm_per_px(vessel.path)))
             self.raster.tube(contrast, proj.project(vessel.path), r_px, vessel.radius_mm, MU_CONTRAST)
 
+        static = self._calcium_map()
+        for path, radius, mu, wall in (
+            (self.pigtail.path, PIGTAIL_RADIUS_MM, MU_PIGTAIL, 0.6),
+            (self.guidewire, GUIDEWIRE_RADIUS_MM, MU_GUIDEWIRE, 1.0),
+        ):
+            r_px = radius / float(np.median(proj.object_mm_per_px(path)))
+            self.raster.tube(static, proj.project(path), r_px, radius, mu, wall_fraction=wall)
+        return contrast, static
+
+    def _calcium_map(self) -> np.ndarray:
+        """Attenuation [line integral] of the leaflets' calcium blobs, each within its own window."""
+        s, proj = self.size_px, self.projector
         static = np.zeros((s, s), np.float32)
         for blob in self.calcium:
             corners = blob.centre + np.array(
@@ -259,13 +278,7 @@ class Scene:
             rays = proj.pixel_grid_rays(x0, y0, x1 - x0, y1 - y0)
             chord = ellipsoid_chords(proj.source_lps, rays, blob.centre, blob.axes, blob.semi_mm)
             static[y0:y1, x0:x1] += (MU_CALCIUM * chord).astype(np.float32)
-        for path, radius, mu, wall in (
-            (self.pigtail.path, PIGTAIL_RADIUS_MM, MU_PIGTAIL, 0.6),
-            (self.guidewire, GUIDEWIRE_RADIUS_MM, MU_GUIDEWIRE, 1.0),
-        ):
-            r_px = radius / float(np.median(proj.object_mm_per_px(path)))
-            self.raster.tube(static, proj.project(path), r_px, radius, mu, wall_fraction=wall)
-        return contrast, static
+        return static
 
     def _anchors_root(self) -> np.ndarray:
         r = self.root

@@ -31,7 +31,7 @@ from tavi_perception.geometry.deviations import (
     stent_deviation,
 )
 from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
-from tavi_perception.guidance import DepthSource, GuidanceEstimate, TrackingState
+from tavi_perception.guidance import DepthSource, GuidanceEstimate, TrackingState, annulus_fields
 from tavi_perception.keypoints import GROUP_MEMBERS, Group, Kp
 from tavi_perception.sim.case import CaseParams, sample_case
 from tavi_perception.sim.contrast import ContrastSchedule, Injection
@@ -134,10 +134,7 @@ def true_geometry(
         valid=True,
         tracking_state=TrackingState.OK,
         annulus_valid=True,
-        annulus_origin_x_px=float(frame.origin_px[0]),
-        annulus_origin_y_px=float(frame.origin_px[1]),
-        annulus_angle_deg=frame.angle_deg,
-        annulus_y_sign=frame.y_sign,
+        **annulus_fields(frame),
         mm_per_px=mm_per_px,
         annulus_diameter_mm=float(np.hypot(*(kp[Kp.AA2] - kp[Kp.AA1]))) * mm_per_px,
         catheter_valid=True,

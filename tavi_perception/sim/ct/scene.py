@@ -26,7 +26,7 @@ from tavi_perception.sim.case import CaseParams
 from tavi_perception.sim.ct.anatomy import CTRoot
 from tavi_perception.sim.ct.bank import STEP_FRACTION, ViewBank
 from tavi_perception.sim.ct.raycast import cast
-from tavi_perception.sim.delivery import DeliveryState, DeliverySystem
+from tavi_perception.sim.delivery import DeliveryState
 from tavi_perception.sim.motion import Motion
 from tavi_perception.sim.phantom import Pigtail, make_pigtail, unit
 from tavi_perception.sim.raster import Rasteriser
@@ -94,14 +94,7 @@ class CTScene(Scene):
         self.mm_per_px = self.projector.mm_per_px
         self.root = bank.volumes.root
         detail = np.random.default_rng([case.anatomy.detail_seed, 1])
-        dev = case.devices
-        self.pigtail = ct_pigtail(
-            self.root, dev.pigtail_loop_radius_mm, dev.pigtail_loop_azimuth_deg, self.projector.x_img
-        )
-        self.delivery = DeliverySystem(self.root, dev, self.projector.x_img, self.projector.y_img)
-        self.guidewire = self.delivery.guidewire_path(
-            dev.guidewire_loop_radius_mm, detail.uniform(0, 2 * np.pi)
-        )
+        self._place_devices(ct_pigtail, detail)
         self.motion = Motion(case.motion)
         self.raster = Rasteriser(self.size_px)
         self.fov_px = self._fov()

