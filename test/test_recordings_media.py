@@ -134,9 +134,10 @@ def test_unreadable_inputs_are_one_line_errors(tmp_path: Path) -> None:
     assert "unknown kind of file" in _error(tmp_path / "data.xyz")
 
 
-def test_the_readers_need_no_ros() -> None:
+def test_the_readers_and_the_run_outputs_need_no_ros() -> None:
     code = (
-        "import sys, tavi_perception.recordings, tavi_perception.devices; "
+        "import sys, tavi_perception.recordings, tavi_perception.recordings.outputs, "
+        "tavi_perception.devices; "
         "sys.exit(any(m.split('.')[0] in ('rclpy', 'rosbags', 'torch') for m in sys.modules))"
     )
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

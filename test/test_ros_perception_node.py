@@ -210,16 +210,22 @@ def test_a_blank_frame_in_a_valid_stream_is_answered_invalid_with_the_reason(raw
 def test_a_c_arm_state_change_restarts_tracking_and_drops_the_annulus(raw: Session) -> None:
     carm = raw.probe.node.create_publisher(CArmState, "/carm_state", LATCHED)
     carm.publish(CArmState(primary_angle_deg=30.0, secondary_angle_deg=0.0))
-    assert raw.probe.spin_until(lambda: carm.get_subscription_count() > 0, 30)
+    for _ in range(50):  # until the node reports the first state: the second must not replace it unseen
+        if "primary_angle_deg 30" in raw.fresh_diagnostics()["carm_state"]:
+            break
+    else:
+        pytest.fail("the node never reported the first C-arm state")
     before = [raw.answer(_frame(20 + i)) for i in range(3)]
     assert not any("C-arm moved" in g.annulus_reason for g in before)
     carm.publish(CArmState(primary_angle_deg=45.0, secondary_angle_deg=0.0))
+    reasons = []
     for i in range(30):  # the state and the frames travel on different topics: the next frames see it
         guidance = raw.answer(_frame(23 + i))
+        reasons.append(guidance.annulus_reason or guidance.invalid_reason)
         if "C-arm moved: primary_angle_deg 30 -> 45" in guidance.annulus_reason:
             break
     else:
-        pytest.fail("no guidance said the C-arm moved")
+        pytest.fail(f"no guidance said the C-arm moved: {reasons}")
     assert not guidance.valid and not guidance.annulus_valid
 
 

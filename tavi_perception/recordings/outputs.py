@@ -22,7 +22,9 @@ import dataclasses
 import math
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -39,7 +41,6 @@ KEYPOINT_COLUMNS = tuple(
     f"{name}_{what}" for name in KEYPOINT_NAMES for what in ("x_px", "y_px", "state", "visibility")
 )
 CSV_COLUMNS = ("frame", "t_s", "verdict", "processing_ms", *GUIDANCE_FIELDS, *KEYPOINT_COLUMNS)
-IMAGE_FRAME_ID = "fluoro"  # frame_id of the image header (perception_node's input)
 _RED = (60, 60, 255)
 STAGING = ".partial"  # staging folder inside the output folder
 
@@ -65,94 +66,13 @@ def hold_overlay(image: np.ndarray, reason: str) -> np.ndarray:
     return canvas
 
 
-class BagSink:
-    """The output messages of each frame, serialized into an MCAP rosbag2 folder."""
+class FrameSink(Protocol):
+    """Another output of a run, fed every frame's outcome (``runners/run.py`` passes the MCAP bag of
+    :class:`tavi_perception.ros.bag.OutputBag`: the ROS side stays in ``ros/``)."""
 
-    def __init__(self, path: Path, images: bool = False) -> None:
-        from rosbags.rosbag2 import StoragePlugin, Writer
+    def add(self, frame: Frame, outcome: FrameResult | UnprocessedFrame, processing_ms: float) -> None: ...
 
-        from tavi_perception.ros.bagtypes import bag_qos, typestore
-
-        self.path = path
-        self._store = typestore()
-        self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
-        self._writer.open()
-        qos = [bag_qos(True, False, 10)]
-        topics = {
-            "/guidance": "tavi_msgs/msg/Guidance",
-            "/keypoints": "tavi_msgs/msg/KeypointArray",
-            "/annulus_pose": "geometry_msgs/msg/PoseWithCovarianceStamped",
-            "/catheter_tip_pose": "geometry_msgs/msg/PoseWithCovarianceStamped",
-            "/tf": "tf2_msgs/msg/TFMessage",
-        }
-        if images:
-            topics["/fluoro/image"] = "sensor_msgs/msg/Image"
-        self._connections = {
-            topic: self._writer.add_connection(
-                topic, msgtype, typestore=self._store, offered_qos_profiles=qos
-            )
-            for topic, msgtype in topics.items()
-        }
-        self.counts = dict.fromkeys(topics, 0)
-
-    def _write(self, topic: str, t_ns: int, data: bytes) -> None:
-        self._writer.write(self._connections[topic], t_ns, data)
-        self.counts[topic] += 1
-
-    def add(self, frame: Frame, outcome: FrameResult | UnprocessedFrame, ms: float) -> None:
-        """Write the messages perception_node publishes for ``outcome`` of ``frame`` (and the frame)."""
-        from rclpy.serialization import serialize_message
-        from std_msgs.msg import Header
-
-        from tavi_perception.ros import messages
-        from tavi_perception.ros.imaging import numpy_to_image
-
-        stamp = messages.s_to_stamp(frame.t_s)
-        t_ns = messages.stamp_ns(stamp)
-        header = Header(stamp=stamp, frame_id=IMAGE_FRAME_ID)
-        if "/fluoro/image" in self._connections:
-            encoding = "mono16" if frame.image.dtype.itemsize == 2 else "mono8"
-            self._write(
-                "/fluoro/image", t_ns, serialize_message(numpy_to_image(frame.image, encoding, header))
-            )
-        if outcome.estimate is None:  # a repeat is answered with nothing
-            return
-        guidance = messages.guidance_to_msg(outcome.estimate, header, ms)
-        self._write("/guidance", t_ns, serialize_message(guidance))
-        if not isinstance(outcome, FrameResult):
-            return
-        tracked, det = outcome.tracked, outcome.detections
-        keypoints = messages.keypoints_to_msg(
-            header,
-            frame.image.shape[1],
-            frame.image.shape[0],
-            tracked.xy_px,
-            tracked.velocity_px_s,
-            tracked.std_px,
-            tracked.state,
-            det.visibility,
-            det.group_probability,
-        )
-        self._write("/keypoints", t_ns, serialize_message(keypoints))
-        metric = Header(stamp=stamp, frame_id=messages.METRIC_FRAME_ID)
-        if guidance.annulus_valid:
-            pose = messages.annulus_pose(metric, guidance, tracked.xy_px, tracked.std_px)
-            self._write("/annulus_pose", t_ns, serialize_message(pose))
-            transform = messages.annulus_transform(metric, guidance)
-            # tf2_msgs has no PyPI wheel: the TFMessage is built in the bag's typestore around the
-            # node's own TransformStamped
-            stamped = self._store.deserialize_cdr(
-                serialize_message(transform), "geometry_msgs/msg/TransformStamped"
-            )
-            tf_cls = self._store.types["tf2_msgs/msg/TFMessage"]
-            data = self._store.serialize_cdr(tf_cls(transforms=[stamped]), "tf2_msgs/msg/TFMessage")
-            self._write("/tf", t_ns, bytes(data))
-        if guidance.catheter_valid:
-            tip = messages.tip_pose(metric, tracked.xy_px, tracked.std_px, guidance.mm_per_px)
-            self._write("/catheter_tip_pose", t_ns, serialize_message(tip))
-
-    def close(self) -> None:
-        self._writer.close()
+    def close(self) -> None: ...
 
 
 class RunWriter:
@@ -165,9 +85,9 @@ class RunWriter:
         size: tuple[int, int],
         *,
         video: bool = True,
-        bag: bool = True,
-        bag_images: bool = False,
+        bag: Callable[[Path], FrameSink] | None = None,
     ) -> None:
+        """``bag`` opens the bag output at the staging path it is given (None: no bag)."""
         self.out_dir = out_dir
         self._created = not out_dir.exists()
         self._staging = out_dir / STAGING
@@ -185,7 +105,7 @@ class RunWriter:
             self._video = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
             if not self._video.isOpened():
                 raise OSError(f"OpenCV cannot write an mp4v video at {path}")
-        self.bag = BagSink(self.reserve("bag"), images=bag_images) if bag else None
+        self.bag = bag(self.reserve("bag")) if bag is not None else None
 
     def add(self, frame: Frame, outcome: FrameResult | UnprocessedFrame, processing_ms: float) -> None:
         """Record one frame's outcome in every output."""

@@ -38,6 +38,7 @@ from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
 from rosbags.convert.converter import generate_message_converter, is_same_wireformat
 from rosbags.highlevel import AnyReader, AnyReaderError
 from rosbags.interfaces import Connection, QosDurability
@@ -45,10 +46,15 @@ from rosbags.rosbag1 import ReaderError as Ros1ReaderError
 from rosbags.rosbag2 import Reader, ReaderError, StoragePlugin, Writer, WriterError
 from rosbags.rosbag2.enums import CompressionFormat, CompressionMode
 from rosgraph_msgs.msg import Clock
+from std_msgs.msg import Header
 from tqdm import tqdm
 
+from tavi_perception.core.pipeline import FrameResult, UnprocessedFrame
 from tavi_perception.recordings import Overrides, Recording, RecordingError, open_recording
+from tavi_perception.recordings.base import Frame
+from tavi_perception.ros import messages
 from tavi_perception.ros.bagtypes import bag_qos, msg_class, typestore
+from tavi_perception.ros.imaging import numpy_to_image
 from tavi_perception.ros.standalone import IsolatedNode, standalone_node
 
 STORAGES = {"mcap": StoragePlugin.MCAP, "sqlite3": StoragePlugin.SQLITE3}
@@ -614,3 +620,87 @@ def main(argv: list[str]) -> int:
         print(f"bag {args.action}: {err}", file=sys.stderr)
         return 1
     return 0
+
+
+IMAGE_FRAME_ID = "fluoro"  # frame_id of the image header in a run's bag (perception_node's input)
+
+
+class OutputBag:
+    """The messages perception_node would publish for each frame of an offline run (``tavi-perception
+    run``), serialized into an MCAP rosbag2 folder; with ``images`` the frames too."""
+
+    def __init__(self, path: Path, images: bool = False) -> None:
+        self.path = path
+        self._store = typestore()
+        self._writer = Writer(path, version=9, storage_plugin=StoragePlugin.MCAP)
+        self._writer.open()
+        qos = [bag_qos(True, False, 10)]
+        topics = {
+            "/guidance": "tavi_msgs/msg/Guidance",
+            "/keypoints": "tavi_msgs/msg/KeypointArray",
+            "/annulus_pose": "geometry_msgs/msg/PoseWithCovarianceStamped",
+            "/catheter_tip_pose": "geometry_msgs/msg/PoseWithCovarianceStamped",
+            "/tf": "tf2_msgs/msg/TFMessage",
+        }
+        if images:
+            topics["/fluoro/image"] = "sensor_msgs/msg/Image"
+        self._connections = {
+            topic: self._writer.add_connection(
+                topic, msgtype, typestore=self._store, offered_qos_profiles=qos
+            )
+            for topic, msgtype in topics.items()
+        }
+        self.counts = dict.fromkeys(topics, 0)
+
+    def _write(self, topic: str, t_ns: int, data: bytes) -> None:
+        self._writer.write(self._connections[topic], t_ns, data)
+        self.counts[topic] += 1
+
+    def add(self, frame: Frame, outcome: FrameResult | UnprocessedFrame, ms: float) -> None:
+        """Write the messages perception_node publishes for ``outcome`` of ``frame`` (and the frame)."""
+        stamp = messages.s_to_stamp(frame.t_s)
+        t_ns = messages.stamp_ns(stamp)
+        header = Header(stamp=stamp, frame_id=IMAGE_FRAME_ID)
+        if "/fluoro/image" in self._connections:
+            encoding = "mono16" if frame.image.dtype.itemsize == 2 else "mono8"
+            self._write(
+                "/fluoro/image", t_ns, serialize_message(numpy_to_image(frame.image, encoding, header))
+            )
+        if outcome.estimate is None:  # a repeat is answered with nothing
+            return
+        guidance = messages.guidance_to_msg(outcome.estimate, header, ms)
+        self._write("/guidance", t_ns, serialize_message(guidance))
+        if not isinstance(outcome, FrameResult):
+            return
+        tracked, det = outcome.tracked, outcome.detections
+        keypoints = messages.keypoints_to_msg(
+            header,
+            frame.image.shape[1],
+            frame.image.shape[0],
+            tracked.xy_px,
+            tracked.velocity_px_s,
+            tracked.std_px,
+            tracked.state,
+            det.visibility,
+            det.group_probability,
+        )
+        self._write("/keypoints", t_ns, serialize_message(keypoints))
+        metric = Header(stamp=stamp, frame_id=messages.METRIC_FRAME_ID)
+        if guidance.annulus_valid:
+            pose = messages.annulus_pose(metric, guidance, tracked.xy_px, tracked.std_px)
+            self._write("/annulus_pose", t_ns, serialize_message(pose))
+            transform = messages.annulus_transform(metric, guidance)
+            # tf2_msgs has no PyPI wheel: the TFMessage is built in the bag's typestore around the
+            # node's own TransformStamped
+            stamped = self._store.deserialize_cdr(
+                serialize_message(transform), "geometry_msgs/msg/TransformStamped"
+            )
+            tf_cls = self._store.types["tf2_msgs/msg/TFMessage"]
+            data = self._store.serialize_cdr(tf_cls(transforms=[stamped]), "tf2_msgs/msg/TFMessage")
+            self._write("/tf", t_ns, bytes(data))
+        if guidance.catheter_valid:
+            tip = messages.tip_pose(metric, tracked.xy_px, tracked.std_px, guidance.mm_per_px)
+            self._write("/catheter_tip_pose", t_ns, serialize_message(tip))
+
+    def close(self) -> None:
+        self._writer.close()

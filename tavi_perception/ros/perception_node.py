@@ -49,6 +49,7 @@ warns once, reports it in /diagnostics and publishes ``calibrated=false``; with
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 import time
 import traceback
@@ -473,6 +474,9 @@ class PerceptionNode(ManagedNode):
             msg.table_z_mm,
         )
         reason = self._pipeline.set_carm(pose) if self._pipeline is not None else None
+        self._carm_state = ", ".join(
+            f"{k} {v:g}" for k, v in dataclasses.asdict(pose).items() if math.isfinite(v)
+        )
         if reason is not None:
             self.get_logger().warning(f"{reason}: tracking restarts, the annulus needs a new aortogram")
 
@@ -580,6 +584,7 @@ class PerceptionNode(ManagedNode):
     # --- diagnostics ---------------------------------------------------------------------------
 
     def _reset_statistics(self) -> None:
+        self._carm_state = ""  # the last C-arm state received on carm_state
         self._rate_in = RateMeter()
         self._rate_out = RateMeter()
         self._latency = LatencyWindow()
@@ -612,6 +617,7 @@ class PerceptionNode(ManagedNode):
             "calibrated": calibration.calibrated,
             "calibration_source": calibration.source,
             "device_values": self._device_source,
+            "carm_state": self._carm_state,
             "latency_ms_p50": self._latency.percentile(50),
             "latency_ms_p99": self._latency.percentile(99),
             "processing_ms_p50": self._processing.percentile(50),

@@ -9,7 +9,7 @@ recording's calibration (or ``--mm-per-px``). Written to ``--out`` (default ``ru
 - ``overlay.mp4``: every frame with the overlay (mp4v), at the recording's rate;
 - ``frames.csv``: one row per frame: index, time, admission verdict, processing time, every Guidance field,
   and per keypoint x, y, track state and visibility;
-- ``bag/``: MCAP rosbag2 of the messages perception_node would have published (``recordings/outputs.py``);
+- ``bag/``: MCAP rosbag2 of the messages perception_node would have published (``ros/bag.py`` ``OutputBag``);
 - ``depth.png``, ``keypoints.png``: depth and keypoint tracks over time; ``report.md``; ``run.json``.
 
 Summary (``--json`` prints it as one JSON object on the last line): ``frames`` read; ``processed``
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import math
 import shlex
@@ -83,14 +84,12 @@ def run_recording(
     info = recording.info
     limit = math.inf if options.max_frames is None else options.max_frames
     total = min(info.frame_count, limit)  # for the progress bar: a video's frame count is an estimate
-    writer = RunWriter(
-        out_dir,
-        info.fps,
-        (info.width_px, info.height_px),
-        video=options.video,
-        bag=options.bag,
-        bag_images=options.bag_images,
-    )
+    bag = None
+    if options.bag:  # the only part of a run that needs ROS (message serialization)
+        from tavi_perception.ros.bag import OutputBag
+
+        bag = functools.partial(OutputBag, images=options.bag_images)
+    writer = RunWriter(out_dir, info.fps, (info.width_px, info.height_px), video=options.video, bag=bag)
     counts = {"frames": 0, "processed": 0, "rejected": 0, "repeats": 0, "valid": 0, "tracking_ok": 0}
     read_s = pipeline_s = 0.0
     stage_ms = dict.fromkeys(STAGES, 0.0)
