@@ -15,6 +15,7 @@ transition fails, 2 when a parameter is invalid (the message names it).
 
 from __future__ import annotations
 
+import abc
 import sys
 from collections.abc import Callable
 
@@ -34,7 +35,7 @@ EXIT_TRANSITION_FAILED = 1
 EXIT_BAD_PARAMETERS = 2
 
 
-class ManagedNode(LifecycleNode):
+class ManagedNode(LifecycleNode, abc.ABC):
     """A lifecycle node whose teardown transitions reduce to two hooks.
 
     ``_stop`` undoes *activate* (subscriptions, timers) and ``_release`` undoes *configure* (publishers,
@@ -42,11 +43,13 @@ class ManagedNode(LifecycleNode):
     *shutdown* (from any state) does both.
     """
 
+    @abc.abstractmethod
     def _stop(self) -> None:
-        raise NotImplementedError
+        """Undo *activate*: destroy subscriptions and timers (safe to call twice)."""
 
+    @abc.abstractmethod
     def _release(self) -> None:
-        raise NotImplementedError
+        """Undo *configure*: destroy publishers, drop the model or simulator (safe to call twice)."""
 
     def _destroy(self, *attributes: str) -> None:
         """Destroy the subscription or timer held in each of ``attributes`` that is set, and clear it (so
