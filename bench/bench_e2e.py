@@ -122,6 +122,9 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=150, help="distinct frames rendered and cycled")
     parser.add_argument("--backend", default="auto", help="perception backend parameter (default auto)")
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
+    parser.add_argument("--ort-provider", default="auto", help="ort_provider parameter (default auto)")
+    parser.add_argument("--trt-fp16", action="store_true", help="trt_fp16 parameter: TensorRT in float16")
+    parser.add_argument("--trt-cache", default="", help="trt_engine_cache_path parameter (default: none)")
     parser.add_argument("--model", type=Path, help="model file (default: the shipped one)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "e2e.json")
     args = parser.parse_args()
@@ -134,6 +137,9 @@ def main() -> int:
         "calibration_width_px": int(args.size),
         "backend": args.backend,
         "inference_threads": int(args.threads),
+        "ort_provider": args.ort_provider,
+        "trt_fp16": bool(args.trt_fp16),
+        "trt_engine_cache_path": args.trt_cache,
         "diagnostics_period_s": 0.5,
     }
     recorder = LoopRecorder("bench_e2e", overlay=False)

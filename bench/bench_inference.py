@@ -20,11 +20,11 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
+from benchlib import latency_ms, synthetic_frame
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,30 +33,6 @@ from tavi_perception.inference.engines import OnnxRuntimeEngine  # noqa: E402
 from tavi_perception.inference.processing import preprocess  # noqa: E402
 
 GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
-
-
-def frame(size: int, dtype) -> np.ndarray:
-    """A smooth, noisy frame of ``size``² (content does not change the cost, only realism)."""
-    rng = np.random.default_rng(size)
-    yy, xx = np.mgrid[0:size, 0:size] / size
-    img = 0.45 + 0.2 * np.sin(11 * xx + 3 * yy) * np.cos(7 * yy) + 0.03 * rng.standard_normal((size, size))
-    return (np.clip(img, 0, 1) * np.iinfo(dtype).max).astype(dtype)
-
-
-def percentiles_ms(fn, runs: int, warmup: int) -> dict[str, float]:
-    for _ in range(warmup):
-        fn()
-    t = np.empty(runs)
-    for i in range(runs):
-        start = time.perf_counter()
-        fn()
-        t[i] = time.perf_counter() - start
-    t *= 1e3
-    return {
-        "p50_ms": float(np.percentile(t, 50)),
-        "p99_ms": float(np.percentile(t, 99)),
-        "mean_ms": float(t.mean()),
-    }
 
 
 def untrained_baseline(input_size: int, folder: Path) -> Path:
@@ -82,10 +58,10 @@ def bench_model(label: str, path: Path, providers: tuple[str, ...], runs: int, a
     rows = []
     for size in args.sizes:
         for dtype in (np.uint8, np.uint16):
-            img = frame(size, dtype)
+            img = synthetic_frame(size, dtype)
             x = preprocess(img, engine.input_size)
-            e2e = percentiles_ms(lambda img=img: engine.infer(img), runs, args.warmup)
-            graph = percentiles_ms(lambda x=x: engine.run(x), runs, args.warmup)
+            e2e = latency_ms(lambda img=img: engine.infer(img), runs, args.warmup)
+            graph = latency_ms(lambda x=x: engine.run(x), runs, args.warmup)
             row = {
                 "model": label,
                 "file": str(path),

@@ -10,7 +10,7 @@ All three are lifecycle nodes started with their own ``autostart`` parameter (th
 argument): they configure and activate themselves, exactly as under ``ros2 run`` and the runners.
 ``autostart:=false`` leaves them unconfigured for a lifecycle manager.
 
-    ros2 launch tavi_perception simulated_loop.launch.py seed:=3 image_size:=512 renderer:=ct
+    ros2 launch tavi_perception simulated_loop.launch.py seed:=3 image_size:=512 renderer:=ct physics:=mujoco
 """
 
 import os
@@ -30,7 +30,8 @@ def _config(name: str) -> str:
 
 
 def _nodes(context: object) -> list[LifecycleNode]:
-    """The three nodes, for the case the ``seed``, ``image_size`` and ``renderer`` arguments name."""
+    """The three nodes, for the case the ``seed``, ``image_size`` and ``renderer`` arguments name, with
+    the manipulator model of ``physics``."""
     seed = int(LaunchConfiguration("seed").perform(context))
     image_size = int(LaunchConfiguration("image_size").perform(context))
     renderer = LaunchConfiguration("renderer").perform(context)
@@ -39,7 +40,13 @@ def _nodes(context: object) -> list[LifecycleNode]:
         "use_sim_time": LaunchConfiguration("use_sim_time"),
         "autostart": LaunchConfiguration("autostart"),
     }
-    simulator = {"drive": "command", "seed": seed, "image_size": image_size, "renderer": renderer}
+    simulator = {
+        "drive": "command",
+        "seed": seed,
+        "image_size": image_size,
+        "renderer": renderer,
+        "physics": LaunchConfiguration("physics").perform(context),
+    }
     return [
         _node("simulator_node", {**simulator, **common}),
         _node("perception_node", {**perception, **common}, remappings=[("image", "fluoro/image")]),
@@ -76,6 +83,11 @@ def generate_launch_description() -> LaunchDescription:
             DeclareLaunchArgument("image_size", default_value="512", description="[px] square image side"),
             DeclareLaunchArgument(
                 "renderer", default_value="stylised", description="X-ray renderer: stylised or ct (the CT)"
+            ),
+            DeclareLaunchArgument(
+                "physics",
+                default_value="kinematic",
+                description="manipulator model: kinematic or mujoco (the delivery system's physics)",
             ),
             OpaqueFunction(function=_nodes),
         ]

@@ -33,9 +33,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
     "dataset": ("tavi_perception.sim.dataset", "synthetic fluoroscopy + COCO keypoints + true geometry"),
     "sim-montage": ("tavi_perception.sim.montage", "PNG of simulator renders with the truth drawn"),
-    "train": ("tavi_perception.model.train", "train a keypoint network (ours or the baseline); resumable"),
+    "train": (
+        "tavi_perception.model.train",
+        "train a keypoint network (ours or a published design); resumable, CUDA, torchrun",
+    ),
     "eval": ("tavi_perception.evaluation.keypoints", "keypoint detection/localisation metrics on a dataset"),
     "export": ("tavi_perception.model.export", "checkpoint -> ONNX + torch weights + metadata JSON"),
+    "plan": (
+        "tavi_perception.plan.cli",
+        "preoperative plan: annulus plane, S-curve, cusp-overlap/three-cusp views",
+    ),
     "eval-tracking": (
         "tavi_perception.evaluation.tracking",
         "tracker + geometry on simulated sequences vs the truth",

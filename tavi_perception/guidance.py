@@ -98,6 +98,12 @@ class GuidanceEstimate:
     # calibration of mm_per_px
     calibrated: bool = False
     calibration_source: str = ""
+    # view of the annulus plane (preoperative plan + C-arm angles; tavi_perception.plan.obliquity)
+    view_state: int = 0  # ViewState: UNKNOWN 0, CORRECTED 1, TOO_OBLIQUE 2, INCONSISTENT 3
+    view_obliquity_deg: float = _NAN
+    view_depth_bias_mm: float = _NAN
+    view_asymmetry_bias_mm: float = _NAN
+    view_tilt_bias_deg: float = _NAN
 
     @classmethod
     def invalid(cls, reason: str, target_depth_mm: float, depth_tolerance_mm: float) -> GuidanceEstimate:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 
@@ -117,6 +118,22 @@ def test_retraction_pauses_while_depth_is_out_of_band() -> None:
         cmd = ctrl.step(2.0 + i / 30)
     assert cmd.retraction_speed_mm_s == 0.0 and "paused" in cmd.reason
     assert cmd.advance_speed_mm_s < 0.0  # correcting the depth meanwhile
+
+
+def test_retraction_pauses_inside_the_band_beyond_the_deploy_band_until_the_depth_is_back() -> None:
+    """A frame that jumps as it engages the annulus: still in the depth band, but beyond the deploy band."""
+    ctrl = ReferenceController(dataclasses.replace(PARAMS, deploy_band_mm=0.3))
+    _drive(ctrl, [0.1] * 60)
+    assert ctrl.phase is Phase.DEPLOY
+    for i in range(30):
+        ctrl.on_guidance(_sample(2.0 + i / 30, 0.45, fraction=0.3))  # tolerance 0.5 mm
+        jumped = ctrl.step(2.0 + i / 30)
+    assert jumped.retraction_speed_mm_s == 0.0 and "paused" in jumped.reason
+    assert jumped.advance_speed_mm_s < 0.0 and not jumped.hold
+    for i in range(30):
+        ctrl.on_guidance(_sample(3.0 + i / 30, 0.2, fraction=0.3))
+        back = ctrl.step(3.0 + i / 30)
+    assert back.retraction_speed_mm_s > 0.0
 
 
 def test_holds_once_deployment_is_complete() -> None:

@@ -93,3 +93,17 @@ def test_table_lists_every_scope_for_every_model():
     lines = table.splitlines()
     assert len(lines) == 2 + 2 * (1 + 3 + NUM_KEYPOINTS)
     assert "0.7500" in lines[2] and "12.00" in lines[2]
+
+
+def test_frames_without_any_keypoint_count_as_left_empty_only_when_nothing_is_detected():
+    z = np.zeros((3, NUM_KEYPOINTS, 2))
+    gt_vis = np.zeros((3, NUM_KEYPOINTS), bool)
+    gt_vis[2, Kp.CT] = True  # a positive frame does not count
+    pred_vis = np.zeros((3, NUM_KEYPOINTS))
+    pred_vis[1, Kp.PT] = 0.7  # a negative frame with one detection
+    m = compute_metrics(z, gt_vis, z, pred_vis, (512, 512))
+    assert m["empty_frames"] == {"frames": 2, "none_detected": 1, "none_detected_rate": 0.5}
+    assert "1 of 2 with no keypoint detected" in format_table({"ours": m})
+    positives_only = compute_metrics(*_case(), image_wh=(512, 512))
+    assert positives_only["empty_frames"]["frames"] == 0
+    assert "no keypoint annotated" not in format_table({"ours": positives_only})

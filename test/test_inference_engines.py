@@ -132,7 +132,7 @@ def test_baseline_exports_and_runs_in_onnxruntime(tmp_path):
     assert det.xy_px.shape == (11, 2) and np.isfinite(det.xy_px).all()
 
 
-@pytest.mark.parametrize("arch", ["heatmap", "baseline"])
+@pytest.mark.parametrize("arch", ["heatmap", "baseline", "mobilenetv2"])
 def test_flip_test_gives_mirror_consistent_detections_in_both_backends(tmp_path, arch):
     meta = export(_checkpoint(tmp_path / "ckpt.pt", arch), tmp_path / "flip.onnx", flip_test=True)
     assert (

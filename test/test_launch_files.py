@@ -78,6 +78,7 @@ def _other_values(tmp_path: Path) -> dict[str, str]:
         "seed": "3",
         "image_size": "256",
         "renderer": "ct",
+        "physics": "mujoco",
         "image_topic": "/camera/image",
         "params_file": str(params_file),
     }

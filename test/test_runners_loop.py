@@ -3,6 +3,7 @@ make the manipulator move."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from tavi_perception.evaluation.trials import (
     sample_trial,
 )
 from tavi_perception.guidance import AnnulusSource
+from tavi_perception.physics import sample_physics
 from tavi_perception.ros.messages import METRIC_FRAME_ID, stamp_ns
 from tavi_perception.ros.recorder import LoopRecorder
 from tavi_perception.runners.loop import _parser, run_trial
@@ -146,3 +148,21 @@ def test_loop_command_advances_towards_the_target_and_writes_summary_plot_and_js
     # contrast-free frames), then up to 2 mm/s; a dead loop stays within the ~0.2 mm heartbeat wobble
     assert abs(trial["final_depth_error_mm"]) < start_error_mm - 2.0, "the tip did not advance 2 mm"
     assert (out / "depth.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_loop_on_the_mujoco_delivery_system_records_each_trials_physics_and_never_moves_on_invalid_guidance(
+    tmp_path: Path,
+) -> None:
+    """That the loop closes on the physics (the tip reaching the target) is what `loop --physics mujoco
+    --trials 20` measures (bench/results/loop_mujoco.json); here: the setting reaches the simulator and
+    the summary keeps each trial's drawn parameters."""
+    out = tmp_path / "loop_mujoco"
+    args = ["--trials", "1", "--physics", "mujoco", "--max-duration", "8", "--out", str(out)]
+    result = run_cli("loop", *args, "--json", "--no-progress")
+    assert result.returncode == 0, result.stderr[-3000:]
+    saved = json.loads((out / "summary.json").read_text())
+    trial = saved["trials"][0]
+    assert saved["settings"]["physics"] == "mujoco" and trial["moves_while_invalid"] == 0
+    assert trial["physics"] == dataclasses.asdict(sample_physics(trial["case_seed"]))
+    log = (out / "logs" / "trial_00" / "simulator_node.log").read_text()
+    assert "physics mujoco" in log and "delivery-system physics: PhysicsParams(" in log

@@ -124,6 +124,39 @@ def test_command_drive_follows_the_manipulator_and_holds_without_commands() -> N
 
 
 @pytest.mark.ros
+def test_mujoco_physics_moves_the_tip_behind_the_handle_and_reports_both_in_diagnostics() -> None:
+    with Probe("sim_physics_probe") as probe:
+        _, _, truth = _collect_frames(probe)
+        diagnostics = probe.collect(DiagnosticArray, "/diagnostics", RELIABLE)
+        commands = probe.node.create_publisher(ManipulatorCommand, "manipulator/command", 10)
+        probe.start(
+            MODULE,
+            [
+                "-p", "drive:=command", "-p", "physics:=mujoco", "-p", "fps:=15.0", "-p", "image_size:=128",
+                "-p", "start_tip_mm:=-10.0", "-p", "contrast_first_injection_s:=-1.0",
+            ],
+        )  # fmt: skip
+        assert probe.spin_until(lambda: len(truth) >= 5, 60)
+        start_depth = truth[-1].tip_depth_mm
+        probe.node.create_timer(
+            0.05, lambda: commands.publish(ManipulatorCommand(advance_speed_mm_s=2.0, reason="test"))
+        )
+        assert probe.spin_until(lambda: truth[-1].tip_depth_mm > start_depth + 2.0, 30)
+
+        def values() -> dict[str, str]:
+            return {kv.key: kv.value for kv in diagnostics[-1].status[0].values} if diagnostics else {}
+
+        def advanced_with_lag() -> bool:
+            v = values()
+            return "tip_sigma_mm" in v and float(v["handle_advance_mm"]) > -7.0
+
+        assert probe.spin_until(advanced_with_lag, 30)
+        v = values()
+        assert v["physics"] == "mujoco"
+        assert float(v["tip_sigma_mm"]) < float(v["handle_advance_mm"]) - 0.2  # the tip lags the handle
+
+
+@pytest.mark.ros
 def test_without_autostart_no_frame_is_published_until_the_node_is_activated() -> None:
     with Probe("sim_lifecycle_probe") as probe:
         images = probe.collect(Image, "fluoro/image", RELIABLE)

@@ -94,6 +94,28 @@ def test_cm_needs_the_bend_around_it_in_the_field(timeline: ProcedureSimulator) 
     np.testing.assert_array_equal(np.delete(in_view, Kp.CM), np.delete(scene.in_fov(kp), Kp.CM))
 
 
+def test_cm_is_the_most_curved_point_of_the_projected_rail(timeline: ProcedureSimulator) -> None:
+    scene, state = timeline.scene, timeline.scenario.start
+    kp, extra = scene.keypoints(0.0, state)
+    rail, offset = scene.delivery.rail_for(state), extra["offset_lps"]
+    # the projected rail, densely, and its curvature measured from turning angles between chords
+    sigma = np.arange(-rail.straight_mm + 1.0, -rail.straight_mm - rail.bend_length_mm - 1.0, -0.1)
+    px = scene.projector.project(rail.point(sigma) + offset)
+    chords = np.diff(px, axis=0)
+    heading = np.unwrap(np.arctan2(chords[:, 1], chords[:, 0]))
+    curvature = np.abs(np.diff(heading)) / np.linalg.norm(0.5 * (chords[1:] + chords[:-1]), axis=1)
+    most_curved_px = px[1:-1][np.argmax(curvature)]
+    assert np.linalg.norm(kp[Kp.CM] - most_curved_px) < 1.0
+    assert float(extra["cm_turn_deg"]) == pytest.approx(np.degrees(abs(heading[-1] - heading[0])), abs=1.0)
+
+
+def test_cm_is_unlabelled_when_the_bend_is_seen_edge_on(timeline: ProcedureSimulator) -> None:
+    scene, state = timeline.scene, timeline.scenario.start
+    kp, extra = scene.keypoints(0.0, state)
+    assert scene.keypoints_in_view(kp, extra)[Kp.CM]
+    assert not scene.keypoints_in_view(kp, dict(extra, cm_turn_deg=np.array(5.0)))[Kp.CM]
+
+
 def test_no_contrast_means_no_anatomy() -> None:
     sim = ProcedureSimulator(3, contrast=ContrastSchedule())
     for t in np.linspace(0.0, sim.scenario.duration_s, 15):

@@ -8,7 +8,8 @@ Phases of a valve implantation:
    delivery tilt (when measured) within ``max_deploy_tilt_deg``, for ``settle_time_s`` (guidance time,
    i.e. image stamps), start deploying.
 3. ``DEPLOY``: retract the capsule at a bounded speed while holding depth; retraction pauses whenever
-   the depth leaves the band or the extraction measurement is invalid.
+   the depth error exceeds ``deploy_band_mm`` (tighter than the band: a frame that jumps as it engages
+   the annulus is corrected before more of it is released) or the extraction measurement is invalid.
 4. ``DONE``: the deployment fraction reached ``done_fraction``; every axis holds.
 
 Steering runs beside the phases until ``DONE``: the steer rate turns the delivery axis against its
@@ -57,6 +58,7 @@ class ControllerParams:
     steer_gain_per_s: float = 0.6  # [1/s] steer rate per degree of tilt outside the deadband
     tilt_deadband_deg: float = 0.5  # [deg] no steering while |tilt| is within this
     max_deploy_tilt_deg: float = 2.0  # [deg] deployment starts only with |tilt| within this
+    deploy_band_mm: float = 0.6  # [mm] the capsule retraction runs only while |depth error| <= this
 
     def __post_init__(self) -> None:
         problems = [
@@ -166,8 +168,8 @@ class ReferenceController:
         reason = f"{self.phase.value}: depth error {g.depth_error_mm:+.2f} mm"
         reason += f", tilt {tilt:+.1f} deg" if tilt_known else ", tilt unknown"
         if self.phase is Phase.DEPLOY:
-            if not in_band:
-                reason += ", retraction paused: depth out of band"
+            if not in_band or abs(g.depth_error_mm) > p.deploy_band_mm:
+                reason += f", retraction paused: depth out of band (deploying within {p.deploy_band_mm:g} mm)"
             elif not g.extraction_valid:
                 reason += ", retraction paused: extraction not measured"
             else:

@@ -12,6 +12,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+import numpy as np
+
 ANGLE_TOLERANCE_DEG = 0.5  # [deg] C-arm angle read-outs are reported to 0.1-1 deg
 DISTANCE_TOLERANCE_MM = 1.0  # [mm] table and SID read-outs
 
@@ -27,6 +29,20 @@ class CArmPose:
     table_x_mm: float = math.nan  # [mm]
     table_y_mm: float = math.nan  # [mm]
     table_z_mm: float = math.nan  # [mm]
+
+
+def view_axes(primary_deg: float, secondary_deg: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(beam direction d, image +x, image +y) unit vectors in patient LPS (x left, y posterior, z head).
+
+    Primary angle + LAO / - RAO, secondary + cranial / - caudal (DICOM 0018,1510/1511); the beam runs
+    from the source to the detector, ``d = (sin a cos b, -cos a cos b, sin b)``; the image is seen from
+    the detector (the usual display): in AP the patient's left is on the image right and the head at the
+    top, image +x = ``(cos a, sin a, 0)``, image +y = ``x × d`` (:mod:`tavi_perception.sim.carm`).
+    """
+    a, b = math.radians(primary_deg), math.radians(secondary_deg)
+    d = np.array([math.sin(a) * math.cos(b), -math.cos(a) * math.cos(b), math.sin(b)])
+    x_img = np.array([math.cos(a), math.sin(a), 0.0])
+    return d, x_img, np.cross(x_img, d)
 
 
 def change_reason(

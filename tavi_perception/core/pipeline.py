@@ -23,6 +23,8 @@ from tavi_perception.core.roi import RegionOfInterest
 from tavi_perception.geometry.estimator import GeometryParams, GuidanceEstimator
 from tavi_perception.guidance import GuidanceEstimate
 from tavi_perception.inference.engines import Detections, InferenceEngine
+from tavi_perception.keypoints import Kp
+from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.share import SOURCE_ROOT, first_file, installed
 from tavi_perception.tracking import KeypointTracker, TrackedKeypoints, TrackerParams
 
@@ -74,6 +76,9 @@ class PerceptionPipeline:
     input frame's pixels (the crop's origin added back), the scale is the ``calibration``'s for the
     cropped width. ``calibration`` may be replaced at any time (a calibration topic, a parameter change);
     every estimate carries its ``calibrated`` flag and source.
+
+    ``view`` corrects each estimate for the C-arm view's obliquity to the preoperative plan's annulus
+    plane, with the angles of the last :meth:`set_carm` (:mod:`tavi_perception.plan.obliquity`).
     """
 
     def __init__(
@@ -84,8 +89,10 @@ class PerceptionPipeline:
         geometry_params: GeometryParams | None = None,
         admission_params: AdmissionParams | None = None,
         roi: RegionOfInterest | None = None,
+        view: ViewCorrection | None = None,
     ) -> None:
         self.engine = engine
+        self.view = view or ViewCorrection(None)
         self.calibration = calibration
         self.admission = FrameAdmission(admission_params)
         self.tracker = KeypointTracker(tracker_params)
@@ -201,6 +208,9 @@ class PerceptionPipeline:
         tracked = self.tracker.update(t_s, detections.xy_px, detections.visibility)
         t1 = time.perf_counter()
         estimate = self.estimator.update(t_s, tracked, mm_per_px)
+        carm = self._carm or CArmPose()
+        fe_span_mm = float(np.hypot(*(tracked.xy_px[Kp.FE2] - tracked.xy_px[Kp.FE1]))) * mm_per_px
+        self.view.apply(estimate, carm.primary_angle_deg, carm.secondary_angle_deg, fe_span_mm)
         t2 = time.perf_counter()
         self._stamp_calibration(estimate)
         return FrameResult(

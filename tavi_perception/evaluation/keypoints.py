@@ -2,10 +2,13 @@
 
 Every frame goes through the inference engine exactly as the perception node runs it (the same
 pre-processing, graph and post-processing), so the figures are those of the shipped pipeline.
-``--baseline`` evaluates a second model in the same run and prints both side by side. The metric
+``--baseline`` evaluates a second model in the same run and prints both side by side; ``--compare`` adds
+any number of further models to the same table (e.g. the published designs, docs/comparison.md). The metric
 definitions are in :mod:`tavi_perception.evaluation.metrics`. With ``--json`` the last line of the output is
 one JSON object: the overall figures of ``--model`` (precision, recall, f1, mean_error_px, loc_acc_5px,
-loc_acc_5pct, tp, fp, fn), ``frames``, ``groups``, ``keypoints``, and ``baseline`` when given.
+loc_acc_5pct, tp, fp, fn), ``frames``, ``empty_frames`` (frames with no keypoint annotated, e.g. negatives,
+and how many of them had no keypoint detected), ``groups``, ``keypoints``, ``baseline`` when given, and
+``compare``, the same summary of each ``--compare`` model in order, when given.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def summary(metrics: dict, model_path: Path, backend: str) -> dict:
     return {
         **metrics["overall"],
         "frames": metrics["frames"],
+        "empty_frames": metrics["empty_frames"],
         "model": str(model_path),
         "backend": backend,
     } | {
@@ -57,6 +61,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--model", required=True, type=Path, help="model: .onnx (ONNX Runtime) or .pt (torch)")
     p.add_argument("--data", required=True, type=Path, help="annotated frames: dataset folder or COCO JSON")
     p.add_argument("--baseline", type=Path, help="a second model evaluated beside --model")
+    p.add_argument(
+        "--compare", type=Path, nargs="+", default=[], help="further models evaluated in the same table"
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on the last line")
     p.add_argument("--backend", choices=BACKENDS, default="auto", help="inference backend (default: auto)")
     p.add_argument("--threads", type=int, default=2, help="inference threads (default: 2)")
@@ -70,7 +77,9 @@ def main(argv: list[str]) -> int:
     try:
         samples = load_samples(args.data)[: args.limit]
         results, backends = {}, {}
-        for label, path in (("model", args.model), ("baseline", args.baseline)):
+        models = [("model", args.model), ("baseline", args.baseline)]
+        models += [(f"compare{i}", path) for i, path in enumerate(args.compare)]
+        for label, path in models:
             if path is not None:
                 results[label], backends[label] = evaluate_model(
                     path, samples, args.backend, args.threads, args.threshold
@@ -81,12 +90,17 @@ def main(argv: list[str]) -> int:
     labels = {
         "model": args.model.stem,
         "baseline": f"{args.baseline.stem} (baseline)" if args.baseline else "",
-    }
+    } | {f"compare{i}": path.stem for i, path in enumerate(args.compare)}
     title = f"{args.data}: {len(samples)} frames, visibility threshold {args.threshold}, errors at 512² px"
     print(format_table({labels[k]: v for k, v in results.items()}, title=title))
     if args.json:
         out = summary(results["model"], args.model, backends["model"])
         if "baseline" in results:
             out["baseline"] = summary(results["baseline"], args.baseline, backends["baseline"])
+        if args.compare:
+            keys = [f"compare{i}" for i in range(len(args.compare))]
+            out["compare"] = [
+                summary(results[k], p, backends[k]) for k, p in zip(keys, args.compare, strict=True)
+            ]
         print(json.dumps(json_safe(out)))
     return 0

@@ -68,7 +68,9 @@ def compute_metrics(
     """Metrics for N frames: ``gt_xy``/``pred_xy`` (N, 11, 2) px, ``gt_visible`` (N, 11) bool,
     ``pred_visibility`` (N, 11) probabilities, ``image_wh`` (N, 2) or (2,) image width and height.
 
-    Returns ``{"overall": {...}, "groups": {name: {...}}, "keypoints": {name: {...}}, "frames": N}``.
+    Returns ``{"overall": {...}, "groups": {name: {...}}, "keypoints": {name: {...}}, "frames": N,
+    "empty_frames": {...}}``; ``empty_frames`` covers the frames with no keypoint annotated (negatives:
+    no TAVI scene): how many, and how many of them the model left empty (no keypoint detected).
     """
     gt_xy = np.asarray(gt_xy, dtype=np.float64)
     pred_xy = np.asarray(pred_xy, dtype=np.float64)
@@ -86,8 +88,15 @@ def compute_metrics(
     tp, fp, fn = gt_vis & pred_vis, ~gt_vis & pred_vis, gt_vis & ~pred_vis
     err = np.where(tp, err, np.nan)
     group_of = np.array([int(g) for g in KEYPOINT_GROUP])
+    empty = ~gt_vis.any(axis=1)
+    left_empty = int((empty & ~pred_vis.any(axis=1)).sum())
     return {
         "frames": int(n),
+        "empty_frames": {
+            "frames": int(empty.sum()),
+            "none_detected": left_empty,
+            "none_detected_rate": left_empty / int(empty.sum()) if empty.any() else math.nan,
+        },
         "overall": _summarise(tp, fp, fn, err),
         "groups": {
             g.name.lower(): _summarise(
@@ -130,6 +139,13 @@ def format_table(results: dict[str, dict], title: str = "") -> str:
 
     lines = [title] if title else []
     lines += [line(header), "  ".join("-" * w for w in widths), *(line(r) for r in rows)]
+    for label, m in results.items():
+        empty = m["empty_frames"]
+        if empty["frames"]:
+            lines.append(
+                f"frames with no keypoint annotated ({label}): {empty['none_detected']} of {empty['frames']} "
+                f"with no keypoint detected ({empty['none_detected_rate']:.2%})"
+            )
     return "\n".join(lines)
 
 

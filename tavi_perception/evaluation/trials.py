@@ -161,14 +161,20 @@ def pedal_pressed(runs: Sequence[tuple[float, float]], t_s: float) -> bool:
 
 
 def unsteered_asymmetry_mm(
-    case_seed: int, target_depth_mm: float, image_size: int = 512, renderer: str = "stylised"
+    case_seed: int,
+    target_depth_mm: float,
+    image_size: int = 512,
+    renderer: str = "stylised",
+    view_offset_deg: float | None = None,
 ) -> float:
     """True frame-edge asymmetry [mm] of a case, unsteered, with the valve deployed at ``target_depth_mm``.
 
     The tip position along the rail is bisected until the true stent mean depth (at t = 0 of the
     motion) equals the target, with the capsule retracted by the frame height and the steer at 0.
+    ``view_offset_deg``: the view of ``simulation_case`` (the truth then in the coplanar view).
     """
-    sim = ProcedureSimulator(simulation_case(renderer, case_seed), image_size=image_size)  # geometry only
+    case = simulation_case(renderer, case_seed, view_offset_deg=view_offset_deg)
+    sim = ProcedureSimulator(case, image_size=image_size)  # geometry only
     retraction_mm = min(sim.case.devices.frame_height_mm, sim.case.devices.max_retraction_mm)
     low, high = sim.limits.tip_min_mm, sim.limits.tip_max_mm
 

@@ -27,6 +27,14 @@ PROVIDER_PREFERENCE: tuple[str, ...] = (
     "CPUExecutionProvider",
 )
 BACKENDS = ("auto", "onnxruntime", "torch")
+# ONNX Runtime provider requests (node parameter ``ort_provider``) -> the providers tried, in order.
+# TensorRT needs the CUDA provider beside it (for the nodes it cannot take) and both fall back to CPU.
+PROVIDER_CHOICES: dict[str, tuple[str, ...]] = {
+    "auto": PROVIDER_PREFERENCE,
+    "tensorrt": PROVIDER_PREFERENCE,
+    "cuda": ("CUDAExecutionProvider", "CPUExecutionProvider"),
+    "cpu": ("CPUExecutionProvider",),
+}
 INPUT_NAME = "image"
 OUTPUT_NAMES = ("xy", "visibility", "group_probability")
 
@@ -71,6 +79,27 @@ def select_providers(
     return chosen
 
 
+@dataclass(frozen=True)
+class OrtOptions:
+    """How ONNX Runtime should run a model: which providers, and the TensorRT provider's settings."""
+
+    provider: str = "auto"  # a key of PROVIDER_CHOICES
+    trt_engine_cache_path: str = ""  # folder for built TensorRT engines; empty: rebuild at every start
+    trt_fp16: bool = False  # let TensorRT run layers in float16 (TensorRT only; CUDA stays float32)
+
+    def __post_init__(self) -> None:
+        if self.provider not in PROVIDER_CHOICES:
+            choices = ", ".join(PROVIDER_CHOICES)
+            raise ValueError(f"unknown provider {self.provider!r}; choose one of {choices}")
+
+    def provider_options(self, providers: list[str]) -> list[dict[str, str]]:
+        """ONNX Runtime's per-provider option dicts for ``providers`` (same order)."""
+        trt = {"trt_fp16_enable": str(self.trt_fp16)}
+        if self.trt_engine_cache_path:
+            trt |= {"trt_engine_cache_enable": "True", "trt_engine_cache_path": self.trt_engine_cache_path}
+        return [dict(trt) if p == "TensorrtExecutionProvider" else {} for p in providers]
+
+
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file: a model's identity in metadata, diagnostics and reports."""
     digest = hashlib.sha256()
@@ -94,12 +123,20 @@ def read_model_metadata(model_path: Path) -> dict:
 class OnnxRuntimeEngine:
     """ONNX Runtime session over the exported deploy graph.
 
-    Providers are tried in order TensorRT -> CUDA -> CPU among those this ONNX Runtime build reports;
-    a provider that is reported but fails to initialise (missing CUDA libraries, say) is dropped by
-    ONNX Runtime itself, and the provider actually running is checked and logged.
+    Providers are tried in the order of ``options.provider`` (auto and tensorrt: TensorRT -> CUDA -> CPU;
+    cuda: CUDA -> CPU) among those this ONNX Runtime build reports; a provider that is reported but fails
+    to initialise (missing CUDA libraries, say) is dropped, and the provider actually running is checked
+    and logged. ``fallback`` says why the engine runs on another provider than the one asked for
+    (empty when it runs on it; ``auto`` asks for none in particular).
     """
 
-    def __init__(self, model_path: str | Path, threads: int = 2, providers: tuple[str, ...] | None = None):
+    def __init__(
+        self,
+        model_path: str | Path,
+        threads: int = 2,
+        providers: tuple[str, ...] | None = None,
+        options: OrtOptions | None = None,
+    ):
         import onnxruntime as ort
 
         self.model_path = Path(model_path)
@@ -107,7 +144,9 @@ class OnnxRuntimeEngine:
             raise FileNotFoundError(f"ONNX model not found: {self.model_path}")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads}")
-        wanted = select_providers(ort.get_available_providers(), providers or PROVIDER_PREFERENCE)
+        self.options = options or OrtOptions()
+        preferred = providers or PROVIDER_CHOICES[self.options.provider]
+        wanted = select_providers(ort.get_available_providers(), preferred)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -117,6 +156,13 @@ class OnnxRuntimeEngine:
         running = self.session.get_providers()
         if running[0] != wanted[0]:
             LOG.warning("ONNX Runtime could not start %s; running on %s", wanted[0], running[0])
+        self.fallback = ""
+        if self.options.provider != "auto" and running[0] != preferred[0]:
+            self.fallback = (
+                f"asked for {preferred[0]}, running on {running[0]} (available in this ONNX Runtime build: "
+                f"{', '.join(ort.get_available_providers())}; the GPU providers need onnxruntime-gpu)"
+            )
+            LOG.warning("ONNX Runtime provider %s", self.fallback)
         LOG.info("ONNX Runtime providers %s (asked for %s), %d threads", running, wanted, threads)
         shape = self.session.get_inputs()[0].shape
         if not (isinstance(shape[2], int) and shape[2] == shape[3]):
@@ -130,7 +176,12 @@ class OnnxRuntimeEngine:
         remaining = list(providers)
         while True:
             try:
-                return ort.InferenceSession(str(self.model_path), options, providers=remaining)
+                return ort.InferenceSession(
+                    str(self.model_path),
+                    options,
+                    providers=remaining,
+                    provider_options=self.options.provider_options(remaining),
+                )
             except Exception as err:  # ONNX Runtime raises several types for a provider that fails to start
                 if len(remaining) == 1:
                     raise
@@ -179,13 +230,18 @@ class TorchEngine:
 
 
 def create_engine(
-    model_path: str | Path, backend: str = "auto", threads: int = 2, device: str = "cpu"
+    model_path: str | Path,
+    backend: str = "auto",
+    threads: int = 2,
+    device: str = "cpu",
+    ort_options: OrtOptions | None = None,
 ) -> OnnxRuntimeEngine | TorchEngine:
     """An engine for ``model_path``.
 
     ``backend="auto"`` picks ONNX Runtime for ``.onnx`` files and torch for ``.pt`` checkpoints;
     ``"torch"`` given an ``.onnx`` file uses the ``.pt`` of the same name beside it (shipped together).
-    ``device`` applies to the torch backend only (ONNX Runtime chooses its provider itself).
+    ``device`` applies to the torch backend only, ``ort_options`` (provider, TensorRT settings) to
+    ONNX Runtime only.
     """
     path = Path(model_path)
     if backend not in BACKENDS:
@@ -195,7 +251,7 @@ def create_engine(
     if backend == "onnxruntime":
         if path.suffix != ".onnx":
             raise ValueError(f"the onnxruntime backend needs an .onnx file, got {path}")
-        return OnnxRuntimeEngine(path, threads=threads)
+        return OnnxRuntimeEngine(path, threads=threads, options=ort_options)
     if path.suffix == ".onnx":
         path = path.with_suffix(".pt")
     if not path.is_file():

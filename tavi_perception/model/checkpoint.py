@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from tavi_perception.model.networks import BaselineNet, HeatmapNet, ModelConfig, build_model
+from tavi_perception.model.networks import ModelConfig, Network, build_model
 
 FORMAT = "tavi_perception.keypoints/1"
 
@@ -35,12 +35,12 @@ def load_checkpoint(path: str | Path) -> dict:
     return data
 
 
-def load_network(path: str | Path) -> tuple[HeatmapNet | BaselineNet, ModelConfig, dict]:
+def load_network(path: str | Path) -> tuple[Network, ModelConfig, dict]:
     """(network in eval mode, its config, its metadata). Uses the EMA weights when the file has them."""
     return network_from(load_checkpoint(path))
 
 
-def network_from(data: dict) -> tuple[HeatmapNet | BaselineNet, ModelConfig, dict]:
+def network_from(data: dict) -> tuple[Network, ModelConfig, dict]:
     """:func:`load_network` for a checkpoint dict already read with :func:`load_checkpoint`."""
     config = ModelConfig.from_dict(data["config"])
     net = build_model(config)

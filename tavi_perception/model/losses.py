@@ -2,11 +2,17 @@
 
 Targets arrive as ``xy_px`` ``(B, 11, 2)`` in network-input pixels (corner origin) and ``visible``
 ``(B, 11)`` bool; a group is present when any of its members is visible.
+
+Every loss is a sum over the batch divided by a count (frames, points, positives). ``total`` maps the
+local count to the count over the whole global batch: the identity in one process, a sum over the
+processes in data-parallel training (``model.distributed.global_sum``), so that the processes' losses
+add up to exactly the one-process loss of the same global batch.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -14,6 +20,18 @@ from torch.nn import functional
 
 from tavi_perception.keypoints import KEYPOINT_GROUP, Group
 from tavi_perception.model.networks import HEATMAP_STRIDE
+
+Total = Callable[[Tensor], Tensor]
+
+
+def local(count: Tensor) -> Tensor:
+    """The ``total`` of one process: the count itself."""
+    return count
+
+
+def _mean(values: Tensor, total: Total) -> Tensor:
+    """Mean over the global batch of the elements of ``values`` (this process's share of it)."""
+    return values.sum() / total(values.new_tensor(float(values.numel())))
 
 
 def group_presence(visible: Tensor) -> Tensor:
@@ -39,7 +57,7 @@ def wing_loss(error: Tensor, w: float = 10.0, eps: float = 2.0) -> Tensor:
 
 
 def baseline_loss(
-    out: dict[str, Tensor], xy_px: Tensor, visible: Tensor, input_size: int
+    out: dict[str, Tensor], xy_px: Tensor, visible: Tensor, input_size: int, total: Total = local
 ) -> tuple[Tensor, dict[str, float]]:
     """BCE on group presence + focal loss on point visibility (α 0.25, γ 2) + Wing loss (w 10, ε 2).
 
@@ -47,13 +65,38 @@ def baseline_loss(
     only; BCE and focal are averaged over all groups and points.
     """
     vis = visible.float()
-    group = functional.binary_cross_entropy_with_logits(out["group_logit"], group_presence(visible))
-    focal = sigmoid_focal_loss(out["point_logit"], vis).mean()
+    bce = functional.binary_cross_entropy_with_logits
+    group = _mean(bce(out["group_logit"], group_presence(visible), reduction="none"), total)
+    focal = _mean(sigmoid_focal_loss(out["point_logit"], vis), total)
     mask = vis.unsqueeze(-1).expand_as(xy_px)
     err = out["xy"] * input_size - xy_px
-    wing = (wing_loss(err) * mask).sum() / mask.sum().clamp(min=1.0)
+    wing = (wing_loss(err) * mask).sum() / total(mask.sum()).clamp(min=1.0)
     total = group + focal + wing
     return total, {"group": group.item(), "focal": focal.item(), "wing": wing.item()}
+
+
+def log_cosh(error: Tensor) -> Tensor:
+    """Element-wise log(cosh(x)), written to stay finite for large |x|: |x| + log1p(exp(-2|x|)) - log 2."""
+    a = error.abs()
+    return a + torch.log1p(torch.exp(-2.0 * a)) - math.log(2.0)
+
+
+def multitask_loss(
+    out: dict[str, Tensor], xy_px: Tensor, visible: Tensor, input_size: int, total: Total = local
+) -> tuple[Tensor, dict[str, float]]:
+    """The 2021 multi-task loss: BCE on the 11 presence labels + log-cosh on the 22 coordinates.
+
+    Log-cosh acts on coordinates in percent of the input side (the unit the 2021 design reports its
+    error in), so it is quadratic below about 1 % and linear above; averaged over the coordinates of
+    visible points only, BCE over all points.
+    """
+    vis = visible.float()
+    bce = functional.binary_cross_entropy_with_logits(out["point_logit"], vis, reduction="none")
+    presence = _mean(bce, total)
+    mask = vis.unsqueeze(-1).expand_as(xy_px)
+    err_pct = 100.0 * (out["xy"] - xy_px / input_size)
+    coords = (log_cosh(err_pct) * mask).sum() / total(mask.sum()).clamp(min=1.0)
+    return presence + coords, {"presence": presence.item(), "log_cosh": coords.item()}
 
 
 def render_heatmap_targets(
@@ -87,7 +130,9 @@ def render_heatmap_targets(
     return heat, offsets, mask
 
 
-def heatmap_focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0) -> Tensor:
+def heatmap_focal_loss(
+    logits: Tensor, target: Tensor, alpha: float = 2.0, beta: float = 4.0, total: Total = local
+) -> Tensor:
     """Penalty-reduced pixel-wise focal loss (CenterNet) summed over cells, divided by the positives."""
     pos = target >= 1.0
     log_p = functional.logsigmoid(logits)
@@ -95,7 +140,7 @@ def heatmap_focal_loss(logits: Tensor, target: Tensor, alpha: float = 2.0, beta:
     p = torch.sigmoid(logits)
     pos_term = torch.where(pos, (1 - p) ** alpha * log_p, torch.zeros_like(p))
     neg_term = torch.where(pos, torch.zeros_like(p), (1 - target) ** beta * p**alpha * log_not_p)
-    return -(pos_term.sum() + neg_term.sum()) / pos.sum().clamp(min=1)
+    return -(pos_term.sum() + neg_term.sum()) / total(pos.sum().to(logits.dtype)).clamp(min=1)
 
 
 def heatmap_loss(
@@ -105,16 +150,18 @@ def heatmap_loss(
     sigma: float = 1.0,
     offset_weight: float = 1.0,
     group_weight: float = 0.5,
+    total: Total = local,
 ) -> tuple[Tensor, dict[str, float]]:
     """Heatmap focal loss + L1 on sub-cell offsets (3x3 cells around each visible point) + BCE on point
     visibility + BCE on group presence (both averaged)."""
     logits = out["heatmap"]
     heat, offsets, mask = render_heatmap_targets(xy_px, visible, tuple(logits.shape[-2:]), sigma=sigma)
-    focal = heatmap_focal_loss(logits, heat)
+    focal = heatmap_focal_loss(logits, heat, total=total)
     l1 = (out["offset"] - offsets).abs() * mask.unsqueeze(2)
-    offset = l1.sum() / (2 * mask.sum()).clamp(min=1.0)
-    point = functional.binary_cross_entropy_with_logits(out["point_logit"], visible.float())
-    group = functional.binary_cross_entropy_with_logits(out["group_logit"], group_presence(visible))
+    offset = l1.sum() / total(2 * mask.sum()).clamp(min=1.0)
+    bce = functional.binary_cross_entropy_with_logits
+    point = _mean(bce(out["point_logit"], visible.float(), reduction="none"), total)
+    group = _mean(bce(out["group_logit"], group_presence(visible), reduction="none"), total)
     total = focal + offset_weight * offset + point + group_weight * group
     parts = {
         "heatmap": focal.item(),

@@ -1,10 +1,14 @@
-"""Keypoint networks in plain torch: our light stride-4 heatmap net and the published ResNet-34 baseline.
+"""Keypoint networks in plain torch: our light stride-4 heatmap net and the two published designs.
 
-Both networks take a ``(B, 1, S, S)`` standardised image (see ``inference.processing``) and return a dict
-of raw training outputs from ``forward``. ``decode`` turns those into one deploy form shared by every
-architecture: normalised coordinates ``(B, 11, 2)`` (0..1 of the input width/height, corner origin),
-point visibility ``(B, 11)`` and group probability ``(B, 3)``. :class:`DeployModel` wraps a network so
-that this decoding is part of the exported ONNX graph and the engines need no per-architecture code.
+``baseline`` is the 2025 grouped multi-task ResNet-34 (group presence, per-point visibility, direct
+coordinate regression trained with Wing loss); ``mobilenetv2`` the 2021 multi-task MobileNetV2 regressor
+(11 presence labels, 22 coordinates). Both published designs are written here from their descriptions,
+without pretrained weights (docs/comparison.md). Every network takes a ``(B, 1, S, S)`` standardised
+image (see ``inference.processing``) and returns a dict of raw training outputs from ``forward``.
+``decode`` turns those into one deploy form shared by every architecture: normalised coordinates
+``(B, 11, 2)`` (0..1 of the input width/height, corner origin), point visibility ``(B, 11)`` and group
+probability ``(B, 3)``. :class:`DeployModel` wraps a network so that this decoding is part of the
+exported ONNX graph and the engines need no per-architecture code.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor, nn
 
-from tavi_perception.keypoints import FLIP_PERMUTATION, GROUP_MEMBERS, NUM_KEYPOINTS, Group
+from tavi_perception.keypoints import FLIP_PERMUTATION, GROUP_MEMBERS, KEYPOINT_GROUP, NUM_KEYPOINTS, Group
 
-ARCHITECTURES = ("heatmap", "baseline")
+ARCHITECTURES = ("heatmap", "baseline", "mobilenetv2")
 HEATMAP_STRIDE = 4
 DECODE_RADIUS = 1  # [cells] neighbours of the heatmap peak whose position votes are averaged
 
@@ -254,9 +258,79 @@ class BaselineNet(nn.Module):
         return out["xy"], torch.sigmoid(out["point_logit"]), torch.sigmoid(out["group_logit"])
 
 
-def build_model(config: ModelConfig) -> HeatmapNet | BaselineNet:
+class InvertedResidual(nn.Module):
+    """MobileNetV2 block: 1x1 expansion, depthwise 3x3 (maybe strided), linear 1x1 projection; ReLU6
+    after the first two; residual when the shape is kept."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expansion: int) -> None:
+        super().__init__()
+        hidden = cin * expansion
+        layers: list[nn.Module] = []
+        if expansion != 1:
+            layers += [_conv_bn(cin, hidden), nn.ReLU6(inplace=True)]
+        layers += [_conv_bn(hidden, hidden, 3, stride, groups=hidden), nn.ReLU6(inplace=True)]
+        layers.append(_conv_bn(hidden, cout))
+        self.block = nn.Sequential(*layers)
+        self.residual = stride == 1 and cin == cout
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.block(x) if self.residual else self.block(x)
+
+
+# MobileNetV2 (width 1.0): (expansion t, channels c, repeats n, first stride s) per stage.
+MOBILENETV2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1))
+MOBILENETV2_STAGES += ((6, 160, 3, 2), (6, 320, 1, 1))
+
+
+class MultiTaskMobileNet(nn.Module):
+    """The 2021 multi-task regressor: MobileNetV2 backbone, global average pooling, two heads.
+
+    One head gives 11 presence logits (one label per keypoint, BCE), the other 22 numbers, the 11 (x, y)
+    normalised to the input (log-cosh regression). The design has no groups: the deploy form's group
+    probability is the largest presence probability of the group's members.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [_conv_bn(1, 32, 3, 2), nn.ReLU6(inplace=True)]
+        cin = 32
+        for t, c, n, s in MOBILENETV2_STAGES:
+            for i in range(n):
+                layers.append(InvertedResidual(cin, c, s if i == 0 else 1, t))
+                cin = c
+        layers += [_conv_bn(cin, 1280), nn.ReLU6(inplace=True)]
+        self.body = nn.Sequential(*layers)
+        self.presence = nn.Linear(1280, NUM_KEYPOINTS)
+        self.coords = nn.Linear(1280, 2 * NUM_KEYPOINTS)
+        members = [[KEYPOINT_GROUP[k] == g for k in range(NUM_KEYPOINTS)] for g in Group]
+        self.register_buffer("group_members", torch.tensor(members), persistent=False)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        feat = self.body(x).mean(dim=(2, 3))
+        return {"point_logit": self.presence(feat), "xy": self.coords(feat).reshape(-1, NUM_KEYPOINTS, 2)}
+
+    @staticmethod
+    def unmirror(out: dict[str, Tensor], flip_order: Tensor) -> dict[str, Tensor]:
+        """Raw outputs for a horizontally mirrored image, brought back to the unmirrored image."""
+        xy = out["xy"][:, flip_order]
+        return {
+            "point_logit": out["point_logit"][:, flip_order],
+            "xy": torch.cat((1.0 - xy[..., :1], xy[..., 1:]), dim=-1),
+        }
+
+    def decode(self, out: dict[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        vis = torch.sigmoid(out["point_logit"])
+        group = torch.where(self.group_members[None], vis[:, None, :], torch.zeros_like(vis)[:, None, :])
+        return out["xy"], vis, group.amax(dim=2)
+
+
+Network = HeatmapNet | BaselineNet | MultiTaskMobileNet
+
+
+def build_model(config: ModelConfig) -> Network:
     """A freshly initialised network for ``config``."""
-    return HeatmapNet(config) if config.arch == "heatmap" else BaselineNet(config)
+    nets = {"heatmap": HeatmapNet, "baseline": BaselineNet, "mobilenetv2": MultiTaskMobileNet}
+    return nets[config.arch](config)
 
 
 class DeployModel(nn.Module):
@@ -264,11 +338,11 @@ class DeployModel(nn.Module):
 
     With ``flip_test`` the network also sees the horizontally mirrored image (one batch of 2B) and the
     two raw outputs are averaged before decoding: heatmap logits and offsets for the heatmap net (the
-    usual flip test of heatmap keypoint detectors), coordinates for the baseline. Twice the network
-    work; the output is mirror-consistent by construction.
+    usual flip test of heatmap keypoint detectors), coordinates and logits for the regressors. Twice the
+    network work; the output is mirror-consistent by construction.
     """
 
-    def __init__(self, net: HeatmapNet | BaselineNet, flip_test: bool = False) -> None:
+    def __init__(self, net: Network, flip_test: bool = False) -> None:
         super().__init__()
         self.net = net
         self.flip_test = flip_test

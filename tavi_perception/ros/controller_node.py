@@ -58,6 +58,12 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     _limit(
         "max_deploy_tilt_deg", "[deg] deployment starts only with |delivery tilt| within this", 0.01, 45.0
     ),
+    _limit(
+        "deploy_band_mm",
+        "[mm] the capsule retraction runs only while |depth error| is within this (and the tolerance)",
+        0.01,
+        10.0,
+    ),
     ParamSpec("guidance_reliable", True, "subscribe to guidance reliably (false: best effort)"),
 )
 

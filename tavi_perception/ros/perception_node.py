@@ -32,7 +32,8 @@ Topics (relative names; remap ``image`` to the camera topic):
 - ``markers`` (visualization_msgs/MarkerArray) and ``overlay`` (sensor_msgs/Image, bgr8): rendered
   only while someone subscribes, after the guidance.
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray): rates, latencies, admission counts per rule,
-  calibration, backend, model SHA-256; WARN "uncalibrated" while the scale is the default.
+  calibration, backend (and ``provider_fallback``: why a requested GPU provider is not running), model
+  SHA-256; WARN "uncalibrated" while the scale is the default.
 
 Every output header is the input image's header, unchanged (poses, markers and /tf: the same stamp,
 frame ``metric_frame_id``); pixel coordinates (keypoints, annulus origin, poses, overlay) are the input
@@ -86,7 +87,15 @@ from tavi_perception.core.roi import Box, RegionOfInterest
 from tavi_perception.devices import device_geometry
 from tavi_perception.geometry.estimator import GeometryParams
 from tavi_perception.guidance import GuidanceEstimate
-from tavi_perception.inference.engines import BACKENDS, create_engine, file_sha256
+from tavi_perception.inference.engines import (
+    BACKENDS,
+    PROVIDER_CHOICES,
+    OrtOptions,
+    create_engine,
+    file_sha256,
+)
+from tavi_perception.plan.annulus import read_plan
+from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
 from tavi_perception.ros.imaging import (
     compressed_to_grey,
@@ -123,6 +132,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec("model_path", "", "ONNX model (.onnx) or torch checkpoint (.pt); empty: the shipped model"),
     ParamSpec("backend", "auto", "inference backend", choices=BACKENDS),
     ParamSpec("inference_threads", 2, "[threads] CPU threads of the inference engine", 1, 64),
+    ParamSpec(
+        "ort_provider",
+        "auto",
+        "ONNX Runtime provider; cuda/tensorrt fall back to cpu with a warning",
+        choices=tuple(PROVIDER_CHOICES),
+    ),
+    ParamSpec("trt_engine_cache_path", "", "folder for built TensorRT engines; empty: rebuilt at each start"),
+    ParamSpec("trt_fp16", False, "TensorRT may run layers in float16"),
     # input
     ParamSpec(
         "image_transport",
@@ -191,6 +208,33 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "calibration_width_px", 512, "[px] (cropped) image width the scale refers to; 0 = any width", 0, 16384
     ),
     ParamSpec("require_calibration", False, "refuse to activate without an explicit calibration"),
+    # preoperative plan and the C-arm view (tavi_perception.plan.obliquity)
+    ParamSpec(
+        "plan_file", "", "plan YAML of `tavi-perception plan` (or cusp nadirs); empty: no view correction"
+    ),
+    ParamSpec("carm_angles_given", False, "carm_primary_deg/carm_secondary_deg hold the C-arm's angles"),
+    ParamSpec(
+        "carm_primary_deg",
+        0.0,
+        "[deg] C-arm primary angle, + LAO / - RAO (carm_state overrides)",
+        -180.0,
+        180.0,
+    ),
+    ParamSpec("carm_secondary_deg", 0.0, "[deg] C-arm secondary angle, + cranial / - caudal", -90.0, 90.0),
+    ParamSpec(
+        "view_obliquity_limit_deg",
+        20.0,
+        "[deg] beyond this angle between the annulus plane and the beam the guidance is invalid",
+        0.0,
+        90.0,
+    ),
+    ParamSpec(
+        "view_annulus_tolerance_deg",
+        8.0,
+        "[deg] guidance is invalid when the measured annulus line is this far from the plan's in the view",
+        0.0,
+        90.0,
+    ),
     # geometry (names and meanings of tavi_perception.geometry.estimator.GeometryParams)
     _dyn("target_depth_mm", _GEO.target_depth_mm, "[mm] target implantation depth", -20.0, 40.0),
     _dyn("depth_tolerance_mm", _GEO.depth_tolerance_mm, "[mm] half-width of the depth band", 0.0, 20.0),
@@ -312,6 +356,7 @@ class PerceptionNode(ManagedNode):
         self._pipeline: PerceptionPipeline | None = None
         self._model_path = Path()
         self._model_sha256 = ""
+        self._provider_fallback = ""
         self._subscription = None
         self._calibration_subscription = None
         self._carm_subscription = None
@@ -325,11 +370,20 @@ class PerceptionNode(ManagedNode):
         v = self._values
         try:
             self._model_path = Path(v["model_path"]) if v["model_path"] else shipped_model_path()
-            engine = create_engine(self._model_path, backend=v["backend"], threads=v["inference_threads"])
+            ort = OrtOptions(v["ort_provider"], v["trt_engine_cache_path"], v["trt_fp16"])
+            engine = create_engine(self._model_path, v["backend"], v["inference_threads"], ort_options=ort)
         except (FileNotFoundError, ValueError, RuntimeError) as err:
             self.get_logger().error(f"cannot load the model: {err}")
             return TransitionCallbackReturn.FAILURE
         self._model_sha256 = file_sha256(self._model_path)
+        self._provider_fallback = getattr(engine, "fallback", "")
+        if self._provider_fallback:
+            self.get_logger().warning(f"inference provider: {self._provider_fallback}")
+        try:
+            plan = read_plan(Path(v["plan_file"])) if v["plan_file"] else None
+        except (OSError, ValueError) as err:
+            self.get_logger().error(f"cannot read the plan: {err}")
+            return TransitionCallbackReturn.FAILURE
         box = Box(v["roi_x_px"], v["roi_y_px"], v["roi_width_px"], v["roi_height_px"])
         self._pipeline = PerceptionPipeline(
             engine,
@@ -338,7 +392,14 @@ class PerceptionNode(ManagedNode):
             _device_geometry(v)[0],
             AdmissionParams(**_admission_fields(v)),  # type: ignore[arg-type]
             RegionOfInterest(box, auto=bool(v["roi_auto"])),
+            ViewCorrection(
+                plan,
+                float(v["view_obliquity_limit_deg"]),  # type: ignore[arg-type]
+                float(v["view_annulus_tolerance_deg"]),  # type: ignore[arg-type]
+            ),
         )
+        if v["carm_angles_given"]:
+            self._pipeline.set_carm(CArmPose(v["carm_primary_deg"], v["carm_secondary_deg"]))  # type: ignore[arg-type]
         latched = QoSProfile(
             depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
         )
@@ -624,6 +685,7 @@ class PerceptionNode(ManagedNode):
             "processing_ms_p99": self._processing.percentile(99),
             "inference_ms_p50": self._inference.percentile(50),
             "backend": self._pipeline.backend if self._pipeline else "",
+            "provider_fallback": self._provider_fallback,
             "model_path": str(self._model_path),
             "model_sha256": self._model_sha256,
             "image": self._image_size,

@@ -59,6 +59,7 @@ from tavi_perception.evaluation.trials import (
 )
 from tavi_perception.guidance import AnnulusSource
 from tavi_perception.keypoints import GROUP_MEMBERS, NUM_KEYPOINTS, Group
+from tavi_perception.physics.params import PHYSICS
 from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
 from tavi_perception.ros.imaging import numpy_to_image
 from tavi_perception.ros.lifecycle import AUTOSTART, ManagedNode, run
@@ -89,6 +90,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "(about 6 s to prepare at configure, 3 s per new view)",
         choices=RENDERERS,
     ),
+    ParamSpec(
+        "pin_view_offset",
+        False,
+        "put the C-arm view_offset_deg off the annulus S-curve (truth then measured in the coplanar view)",
+    ),
+    ParamSpec(
+        "view_offset_deg", 0.0, "[deg] with pin_view_offset: secondary angle minus the S-curve's", -60.0, 60.0
+    ),
     ParamSpec("bit_depth", 8, "[bit] 8 publishes mono8, 16 publishes mono16", 8, 16),
     ParamSpec("fps", 15.0, "[Hz] frame rate (fluoroscopy 15; low dose 7.5 or 3.75)", 0.5, 60.0),
     ParamSpec("frame_id", "fluoro", "frame_id of every published header"),
@@ -103,6 +112,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         "loop",
         "timeline drive at the end of the scenario: next case, or hold the last state",
         choices=("loop", "hold"),
+    ),
+    ParamSpec(
+        "physics",
+        "kinematic",
+        "command drive's manipulator model: kinematic (the tip moves exactly as commanded) or mujoco "
+        "(the delivery system's friction, compliance, backlash and release jump; docs/physics.md)",
+        choices=PHYSICS,
     ),
     ParamSpec("command_timeout_s", 0.5, "[s] command drive: hold when the last command is older", 0.01, 10.0),
     ParamSpec("max_advance_speed_mm_s", 5.0, "[mm/s] manipulator limit on |advance speed|", 0.1, 50.0),
@@ -346,13 +362,16 @@ class SimulatorNode(ManagedNode):
         renderer = str(v["renderer"])
         sim = create_simulator(
             renderer,
-            simulation_case(renderer, seed),
+            simulation_case(
+                renderer, seed, view_offset_deg=float(v["view_offset_deg"]) if v["pin_view_offset"] else None
+            ),
             image_size=int(v["image_size"]),
             bit_depth=int(v["bit_depth"]),
             fps=float(v["fps"]),
             limits=self._limits,
             contrast_threshold=float(v["contrast_threshold"]),
             contrast=self._schedule if self._command_drive else None,
+            physics=str(v["physics"]),
         )
         if self._command_drive:
             sim.place(DeliveryState(float(v["start_tip_mm"]), 0.0))
@@ -361,8 +380,10 @@ class SimulatorNode(ManagedNode):
             f"case seed {seed}: LAO {view.lao_deg:+.0f} CRAN {view.cran_deg:+.0f}, "
             f"{sim.mm_per_px:.3f} mm/px, "
             f"annulus {sim.case.anatomy.annulus_diameter_mm:.1f} mm, valve frame height "
-            f"{sim.case.devices.frame_height_mm:.0f} mm, drive {v['drive']}"
+            f"{sim.case.devices.frame_height_mm:.0f} mm, drive {v['drive']}, physics {v['physics']}"
         )
+        if sim.physics_params is not None and self._command_drive:
+            self.get_logger().info(f"delivery-system physics: {sim.physics_params}")
         return sim
 
     def _on_command(self, msg: ManipulatorCommand) -> None:
@@ -468,7 +489,18 @@ class SimulatorNode(ManagedNode):
             "case_seed": self._seed,
             "drive": self._v["drive"],
             "phase": self._previous.phase if self._previous is not None else "",
+            "physics": self._v["physics"],
         }
+        if self._sim is not None and self._command_drive:
+            handle, state = self._sim.handle, self._sim.state
+            values |= {
+                "handle_advance_mm": handle.advance_mm,
+                "tip_sigma_mm": state.tip_sigma_mm,
+                "handle_retraction_mm": handle.retraction_mm,
+                "capsule_retraction_mm": state.retraction_mm,
+                "handle_steer_deg": handle.steer_deg,
+                "tip_steer_deg": state.steer_deg,
+            }
         if not active:
             level, message = DiagnosticStatus.WARN, "inactive"
         elif slow:

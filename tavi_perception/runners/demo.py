@@ -104,6 +104,7 @@ def node_specs(args: argparse.Namespace) -> list[NodeSpec]:
         "fps": float(args.fps),
         "image_size": int(args.image_size),
         "renderer": str(args.renderer),
+        "physics": str(args.physics),
         "start_tip_mm": float(args.start_tip),
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),

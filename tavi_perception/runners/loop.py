@@ -44,6 +44,8 @@ from tavi_perception.evaluation.trials import (
     unsteered_asymmetry_mm,
 )
 from tavi_perception.inference.engines import file_sha256
+from tavi_perception.physics.params import sample_physics
+from tavi_perception.plan.simulated import view_parameters
 from tavi_perception.ros.recorder import LoopRecorder
 from tavi_perception.runners import case_parameters
 from tavi_perception.runners.processes import (
@@ -81,6 +83,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-duration", type=float, default=120.0, help="[s] per trial (default 120; pedal trials 4x)"
     )
+    p.add_argument(
+        "--view-offset-deg",
+        type=float,
+        help="[deg] put every view this far off the annulus S-curve (+ cranial); truth in the coplanar view",
+    )
+    p.add_argument(
+        "--no-view-correction",
+        action="store_true",
+        help="with --view-offset-deg: do not give perception the case's plan and C-arm angles",
+    )
     return p
 
 
@@ -99,12 +111,15 @@ def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, Nod
     }
     if args.model:
         perception["model_path"] = str(Path(args.model).resolve())
+    if args.view_offset_deg is not None and not args.no_view_correction:  # the truth is then coplanar
+        perception |= view_parameters(spec.case_seed, args.renderer, args.view_offset_deg, args.out / "plans")
     simulator = {
         "seed": spec.case_seed,
         "drive": "command",
         "fps": GRABBER_FPS if spec.grabber_pulse_hz > 0 else float(args.fps),
         "image_size": int(args.image_size),
         "renderer": str(args.renderer),
+        "physics": str(args.physics),
         "start_tip_mm": spec.start_tip_mm,
         "target_depth_mm": float(args.target_depth),
         "depth_tolerance_mm": float(args.tolerance),
@@ -117,6 +132,8 @@ def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, Nod
         "fault_grabber_pulse_hz": spec.grabber_pulse_hz,
         "fault_pedal_seed": spec.pedal_seed,
         "wait_for_subscribers": True,
+        "pin_view_offset": args.view_offset_deg is not None,
+        "view_offset_deg": float(args.view_offset_deg or 0.0),
     }
     controller = {"max_retraction_speed_mm_s": float(args.retraction_speed)}
     return (
@@ -124,6 +141,11 @@ def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, Nod
         NodeSpec("controller_node", "tavi_perception.ros.controller_node", controller),
         NodeSpec("simulator_node", "tavi_perception.ros.simulator_node", simulator),
     )
+
+
+def trial_physics(spec: TrialSpec, physics: str) -> dict[str, dict[str, float]]:
+    """``{"physics": parameters}`` of a trial on the MuJoCo delivery system (drawn from its case seed)."""
+    return {"physics": dataclasses.asdict(sample_physics(spec.case_seed))} if physics == "mujoco" else {}
 
 
 class _Restart:
@@ -182,7 +204,9 @@ def run_trial(spec: TrialSpec, args: argparse.Namespace, log_dir: Path) -> tuple
     finally:
         procs.stop()
         recorder.close()
-    unsteered = unsteered_asymmetry_mm(spec.case_seed, args.target_depth, args.image_size, args.renderer)
+    unsteered = unsteered_asymmetry_mm(
+        spec.case_seed, args.target_depth, args.image_size, args.renderer, args.view_offset_deg
+    )
     result = trial_result(spec, ended, recorder.perceived, recorder.truth, recorder.commands, unsteered)
     return result, recorder
 
@@ -238,7 +262,8 @@ def main(argv: list[str]) -> int:
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "summary": summary,
         "trials": [
-            r.as_dict() | {"spec": dataclasses.asdict(s)} for r, s in zip(results, specs, strict=True)
+            r.as_dict() | {"spec": dataclasses.asdict(s)} | trial_physics(s, args.physics)
+            for r, s in zip(results, specs, strict=True)
         ],
     }
     (args.out / "summary.json").write_text(json.dumps(report, indent=1) + "\n")

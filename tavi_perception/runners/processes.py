@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tavi_perception.physics.params import PHYSICS
 from tavi_perception.ros.recorder import LoopRecorder
 from tavi_perception.sim.ct.simulator import add_renderer_argument
 
@@ -26,6 +27,13 @@ def add_procedure_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fps", type=float, default=15.0, help="[Hz] fluoroscopy frame rate (default 15)")
     p.add_argument("--image-size", type=int, default=512, help="[px] square image side (default 512)")
     add_renderer_argument(p)
+    p.add_argument(
+        "--physics",
+        choices=PHYSICS,
+        default="kinematic",
+        help="manipulator model: kinematic (the tip moves exactly as commanded) or mujoco (friction, "
+        "compliance, backlash, the release jump; docs/physics.md); default kinematic",
+    )
     p.add_argument(
         "--target-depth", type=float, default=4.0, help="[mm] target implantation depth (default 4)"
     )

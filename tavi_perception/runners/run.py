@@ -4,7 +4,10 @@ no ROS graph.
 Each frame goes through :class:`~tavi_perception.core.pipeline.PerceptionPipeline` exactly as
 perception_node runs it (``step`` with the recording's frame time and no receiver clock, so the stale and
 future-stamp rules are off; a frame the engine cannot take is answered as undecodable), at the
-recording's calibration (or ``--mm-per-px``). Written to ``--out`` (default ``runs/run/<input name>/``):
+recording's calibration (or ``--mm-per-px``). With ``--plan`` (``tavi-perception plan``) and the C-arm
+angles (the recording's DICOM 0018,1510/1511, per frame where a series has them, or ``--carm-angles``)
+every depth is corrected for the view's obliquity to the annulus plane (docs/plan.md).
+Written to ``--out`` (default ``runs/run/<input name>/``):
 
 - ``overlay.mp4``: every frame with the overlay (mp4v), at the recording's rate;
 - ``frames.csv``: one row per frame: index, time, admission verdict, processing time, every Guidance field,
@@ -36,6 +39,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from tavi_perception.core.carm import CArmPose
 from tavi_perception.core.pipeline import (
     FrameResult,
     PerceptionPipeline,
@@ -46,6 +50,8 @@ from tavi_perception.core.roi import Box, RegionOfInterest
 from tavi_perception.devices import device_geometry
 from tavi_perception.evaluation.report import KeypointRow, plot_keypoints
 from tavi_perception.guidance import GuidanceEstimate, TrackingState
+from tavi_perception.plan.annulus import read_plan
+from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.recordings import Overrides, Recording, RecordingError, open_recording
 from tavi_perception.recordings.outputs import RunWriter, plot_depth
 from tavi_perception.tracking import KeypointState
@@ -105,6 +111,9 @@ def run_recording(
                 t1 = time.perf_counter()
                 if frame is None:
                     break
+                if "primary_angle_deg" in frame.metadata and "secondary_angle_deg" in frame.metadata:
+                    angles = (frame.metadata["primary_angle_deg"], frame.metadata["secondary_angle_deg"])
+                    pipeline.set_carm(CArmPose(float(angles[0]), float(angles[1])))
                 try:
                     outcome: FrameResult | UnprocessedFrame = pipeline.step(frame.t_s, None, frame.image)
                 except ValueError as err:  # an image the engine or the region of interest cannot take
@@ -268,6 +277,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--roi-auto", action="store_true", help="find the bright fluoroscopy area of a screen capture"
     )
+    parser.add_argument(
+        "--plan", type=Path, help="plan file of `tavi-perception plan`: correct depths for the C-arm view"
+    )
+    parser.add_argument(
+        "--carm-angles",
+        type=float,
+        nargs=2,
+        metavar=("PRIMARY", "SECONDARY"),
+        help="[deg] C-arm angles (+ LAO, + cranial) when the recording has none (DICOM 0018,1510/1511)",
+    )
+    parser.add_argument(
+        "--view-limit-deg",
+        type=float,
+        default=20.0,
+        help="[deg] with --plan, guidance is invalid beyond this obliquity to the annulus plane (default 20)",
+    )
     parser.add_argument("--threads", type=int, default=2, help="inference threads (default 2)")
     parser.add_argument("--max-frames", type=int, help="stop after this many frames")
     parser.add_argument("--no-video", action="store_true", help="no overlay.mp4")
@@ -288,7 +313,14 @@ def main(argv: list[str]) -> int:
         model = args.model or shipped_model_path()
         engine = create_engine(model, threads=args.threads)
         roi = RegionOfInterest(Box(*args.roi) if args.roi else None, auto=args.roi_auto)
-        pipeline = PerceptionPipeline(engine, recording.info.calibration(), geometry_params=geometry, roi=roi)
+        view = ViewCorrection(read_plan(args.plan) if args.plan else None, args.view_limit_deg)
+        pipeline = PerceptionPipeline(
+            engine, recording.info.calibration(), geometry_params=geometry, roi=roi, view=view
+        )
+        info = recording.info
+        angles = args.carm_angles or (info.primary_angle_deg, info.secondary_angle_deg)
+        if angles[0] is not None and angles[1] is not None:
+            pipeline.set_carm(CArmPose(float(angles[0]), float(angles[1])))
         out_dir = args.out or DEFAULT_OUT / args.input.name.split(".")[0]
         for warning in [*recording.info.warnings, *warnings]:
             print(f"run: warning: {warning}", file=sys.stderr)

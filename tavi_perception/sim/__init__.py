@@ -20,6 +20,8 @@ API summary::
                                                 # tip kept within -30..20 mm, retraction only forward
     sim.place(DeliveryState(tip_sigma_mm=-15.0, retraction_mm=0.0))   # command drive from a given state
     sim.inject_contrast(plateau_s=2.0)          # an aortogram now (fault/scenario hook)
+    ProcedureSimulator(seed, physics="mujoco")  # command drive through the MuJoCo delivery system
+                                                # (docs/physics.md); sim.handle = the servo side
     ProcedureSimulator(seed, contrast=ContrastSchedule())          # no contrast injected at all
     ProcedureSimulator(seed, scenario=default_scenario(case, contrast_at_start=False))
 
@@ -36,7 +38,7 @@ from tavi_perception.sim.motion import Motion, MotionParams
 from tavi_perception.sim.scenario import PHASES, Scenario, Segment, default_scenario
 from tavi_perception.sim.simulator import ProcedureSimulator, SimFrame, TrueGeometry, visibility
 
-SIM_VERSION = "1.2"
+SIM_VERSION = "1.3"
 
 __all__ = [
     "PHASES",

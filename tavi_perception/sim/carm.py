@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tavi_perception.core.carm import view_axes
 from tavi_perception.geometry.frames import mm_per_px as _mm_per_px
 
 
@@ -47,11 +48,7 @@ class CArmView:
 
     def axes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(beam direction d, image +x direction, image +y direction) as unit vectors in patient LPS."""
-        a, b = math.radians(self.lao_deg), math.radians(self.cran_deg)
-        d = np.array([math.sin(a) * math.cos(b), -math.cos(a) * math.cos(b), math.sin(b)])
-        x_img = np.array([math.cos(a), math.sin(a), 0.0])
-        y_img = np.cross(x_img, d)
-        return d, x_img, y_img
+        return view_axes(self.lao_deg, self.cran_deg)
 
 
 def s_curve_cran_deg(normal_lps: np.ndarray, lao_deg: float) -> float:

@@ -119,6 +119,10 @@ class CaseParams:
     devices: DeviceParams
     motion: MotionParams
     imaging: ImagingParams
+    # the coplanar view (same primary angle, secondary on the annulus S-curve, same isocentre) in which
+    # the truth is measured when the images come from a view off the S-curve (``view_offset_deg`` of
+    # ``sim.ct.simulator.simulation_case``); None: the truth is measured in the imaging view
+    truth_view: CArmView | None = None
 
 
 def _unit(v: np.ndarray) -> np.ndarray:

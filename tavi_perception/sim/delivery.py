@@ -225,7 +225,6 @@ class DevicePoints:
     ct: np.ndarray
     cd: np.ndarray
     cp: np.ndarray
-    cm: np.ndarray
     inflow_radius_mm: float  # radius of the frame's inflow edge (crimped until it expands)
 
 
@@ -271,7 +270,6 @@ class DeliverySystem:
             ct=rail.point(sig),
             cd=rail.point(sig - state.retraction_mm - p.marker_offset_mm),
             cp=rail.point(sig - p.cp_offset_mm),
-            cm=rail.point(rail.bend_mid_sigma),
             inflow_radius_mm=float(self.frame_radius_mm(0.0, state.retraction_mm)),
         )
 

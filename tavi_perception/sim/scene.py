@@ -29,7 +29,7 @@ import numpy as np
 from tavi_perception.keypoints import NUM_KEYPOINTS, Kp
 from tavi_perception.sim.carm import Projector
 from tavi_perception.sim.case import CaseParams
-from tavi_perception.sim.delivery import DeliveryState, DeliverySystem, arc_samples
+from tavi_perception.sim.delivery import DeliveryRail, DeliveryState, DeliverySystem, arc_samples
 from tavi_perception.sim.motion import Motion
 from tavi_perception.sim.phantom import (
     ASCENDING_TOP_MM,
@@ -79,6 +79,8 @@ MARKER_HALF_LENGTH_MM = 1.0
 ANCHOR_HALF_LENGTH_MM = 1.5
 ANCHOR_RADIUS_MM = 2.0
 CM_BEND_VIEW_MM = 5.0  # CM counts as in view only with the rail this far either side of it in view too
+CM_SAMPLE_MM = 0.25  # rail sampling for the projected curvature
+CM_MIN_TURN_DEG = 20.0  # CM is labelled only where the projected bend turns at least this much
 
 LUNG_GRID = 128  # ray-march grid for the smooth lung/heart map
 LUNG_SAMPLES = 48
@@ -88,6 +90,26 @@ ROOT_SAMPLES = 48
 DISPLAY_MID = 0.52  # display level (fraction of full scale) of the median attenuation
 DISPLAY_GAIN_PER_ATT = 0.20  # display fraction per unit of attenuation on the dark side
 DISPLAY_ROOM = 0.36  # the bright side approaches DISPLAY_MID + DISPLAY_ROOM
+
+
+def projected_bend_point(rail: DeliveryRail, project: Callable[[np.ndarray], np.ndarray], offset: np.ndarray):
+    """CM as an annotator sees it: the rail point of largest curvature *in the image*, and the bend's turn.
+
+    The rail's 3D curvature peaks mid-bend, but a projection foreshortens the bend unevenly, so the
+    image's most-curved point (what one can click) moves along the rail with the view. Returns
+    ``(sigma_mm, turn_deg)``: the arc length of that point and the angle between the projected tangents at
+    the two ends of the bend (small when the bend plane is seen edge-on and there is no corner to see).
+    """
+    start = -rail.straight_mm
+    sigma = np.arange(start + 2.0, start - rail.bend_length_mm - 2.0, -CM_SAMPLE_MM)
+    px = project(rail.point(sigma) + offset)
+    d1 = np.gradient(px, axis=0)
+    d2 = np.gradient(d1, axis=0)
+    speed = np.maximum(np.hypot(d1[:, 0], d1[:, 1]), 1e-9)
+    curvature = np.abs(d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0]) / speed**3
+    first, last = d1[0] / speed[0], d1[-1] / speed[-1]
+    turn_deg = math.degrees(math.atan2(abs(first[0] * last[1] - first[1] * last[0]), float(first @ last)))
+    return float(sigma[int(np.argmax(curvature[2:-2])) + 2]), turn_deg
 
 
 def _cross3(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -338,7 +360,8 @@ class Scene:
         pts = np.zeros((NUM_KEYPOINTS, 3))
         pts[Kp.AA1], pts[Kp.AA2] = root.nadir("NCC"), root.nadir("LCC")
         pts[Kp.STJ1], pts[Kp.STJ2] = stj_c - root.stj_radius * e_stj, stj_c + root.stj_radius * e_stj
-        pts[Kp.CP], pts[Kp.CM], pts[Kp.CD], pts[Kp.CT] = dev.cp, dev.cm, dev.cd, dev.ct
+        cm_sigma, cm_turn_deg = projected_bend_point(rail, proj.project, offset)
+        pts[Kp.CP], pts[Kp.CM], pts[Kp.CD], pts[Kp.CT] = dev.cp, rail.point(cm_sigma), dev.cd, dev.ct
         pts[Kp.PT] = self.pigtail.tip_point
         pts[Kp.FE1], pts[Kp.FE2] = dev.ct - dev.inflow_radius_mm * e_fe, dev.ct + dev.inflow_radius_mm * e_fe
         pts = pts + offset
@@ -347,9 +370,15 @@ class Scene:
             if px[a, 0] > px[b, 0]:
                 px[[a, b]] = px[[b, a]]
                 pts[[a, b]] = pts[[b, a]]
-        around_cm = rail.bend_mid_sigma + np.array([-CM_BEND_VIEW_MM, CM_BEND_VIEW_MM])
+        around_cm = cm_sigma + np.array([-CM_BEND_VIEW_MM, CM_BEND_VIEW_MM])
         bend_px = proj.project(rail.point(around_cm) + offset)
-        return px, {"points_lps": pts, "offset_lps": offset, "cm_bend_px": bend_px}
+        extra = {
+            "points_lps": pts,
+            "offset_lps": offset,
+            "cm_bend_px": bend_px,
+            "cm_turn_deg": np.array(cm_turn_deg),
+        }
+        return px, extra
 
     def in_fov(self, xy_px: np.ndarray) -> np.ndarray:
         """Whether image points are inside the image and the collimated field."""
@@ -364,7 +393,9 @@ class Scene:
         off by the image border, CM is not labelled (as an annotator would not mark it).
         """
         in_view = self.in_fov(keypoints_px)
-        in_view[Kp.CM] &= bool(self.in_fov(extra["cm_bend_px"]).all())
+        in_view[Kp.CM] &= (
+            bool(self.in_fov(extra["cm_bend_px"]).all()) and float(extra["cm_turn_deg"]) >= CM_MIN_TURN_DEG
+        )
         return in_view
 
     def _draw_devices(self, att: np.ndarray, state: DeliveryState, offset: np.ndarray) -> None:

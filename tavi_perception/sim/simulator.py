@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -33,6 +34,8 @@ from tavi_perception.geometry.deviations import (
 from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
 from tavi_perception.guidance import DepthSource, GuidanceEstimate, TrackingState, annulus_fields
 from tavi_perception.keypoints import GROUP_MEMBERS, Group, Kp
+from tavi_perception.physics.params import PHYSICS, HandleState, PhysicsParams, sample_physics
+from tavi_perception.sim.carm import Projector
 from tavi_perception.sim.case import CaseParams, sample_case
 from tavi_perception.sim.contrast import ContrastSchedule, Injection
 from tavi_perception.sim.delivery import (
@@ -46,6 +49,9 @@ from tavi_perception.sim.delivery import (
 )
 from tavi_perception.sim.scenario import Scenario, default_scenario, phase_for_state
 from tavi_perception.sim.scene import Scene
+
+if TYPE_CHECKING:
+    from tavi_perception.physics.delivery import DeliveryPhysics
 
 DEFAULT_CONTRAST_THRESHOLD = 0.5
 
@@ -162,6 +168,28 @@ def true_geometry(
     )
 
 
+def reprojected_keypoints(
+    points_lps: np.ndarray, root_axis: np.ndarray, delivery_axis: np.ndarray, projector: Projector
+) -> np.ndarray:
+    """Keypoints (11, 2) [px] of the 3D keypoints of another view seen through ``projector``.
+
+    The STJ ring's and the frame inflow ring's ends seen side-on depend on the beam: they are placed
+    again for ``projector``'s beam about their rings' centres (rings perpendicular to ``root_axis`` and
+    ``delivery_axis``); side 1 of each pair is again the end with the smaller image x.
+    """
+    pts = np.asarray(points_lps, dtype=float).copy()
+    for (a, b), axis in (((Kp.STJ1, Kp.STJ2), root_axis), ((Kp.FE1, Kp.FE2), delivery_axis)):
+        centre, radius = 0.5 * (pts[a] + pts[b]), 0.5 * float(np.linalg.norm(pts[b] - pts[a]))
+        side = np.cross(np.asarray(axis, dtype=float), projector.beam)
+        side /= np.linalg.norm(side)
+        pts[a], pts[b] = centre - radius * side, centre + radius * side
+    px = projector.project(pts)
+    for a, b in ((Kp.AA1, Kp.AA2), (Kp.STJ1, Kp.STJ2), (Kp.FE1, Kp.FE2)):
+        if px[a, 0] > px[b, 0]:
+            px[[a, b]] = px[[b, a]]
+    return px
+
+
 def noise_seed(case_seed: int, t_s: float) -> int:
     """Quantum-noise seed of the frame at ``t_s`` (same frame, same noise, whichever way it is rendered)."""
     return (int(case_seed) * 1_000_003 + round(t_s * 1000.0)) & 0x7FFFFFFF
@@ -182,15 +210,25 @@ class ProcedureSimulator:
         limits: DeliveryLimits | None = None,
         contrast_threshold: float = DEFAULT_CONTRAST_THRESHOLD,
         scene: Scene | None = None,
+        physics: str = "kinematic",
+        physics_params: PhysicsParams | None = None,
     ) -> None:
         """``scene``: a prepared scene of ``case`` (the CT renderer's, ``sim.ct``); ``image_size`` and
-        ``bit_depth`` are then the scene's. Default: the stylised scene of ``case``."""
+        ``bit_depth`` are then the scene's. Default: the stylised scene of ``case``.
+
+        ``physics``: how the command drive moves the delivery system: ``kinematic`` (the tip moves exactly
+        as commanded) or ``mujoco`` (:mod:`tavi_perception.physics`: friction, compliance, backlash, the
+        release jump; parameters ``physics_params``, default drawn from the case seed)."""
         if fps <= 0 or not math.isfinite(fps):
             raise ValueError(f"fps must be positive, got {fps}")
+        if physics not in PHYSICS:
+            raise ValueError(f"physics must be one of {PHYSICS}, got {physics!r}")
         if not 0.0 < contrast_threshold <= 1.0:
             raise ValueError(f"contrast threshold must be within (0, 1], got {contrast_threshold}")
         self.case = sample_case(case) if isinstance(case, int) else case
         self.scene = scene if scene is not None else Scene(self.case, image_size, bit_depth)
+        truth_view = self.case.truth_view
+        self._truth_projector = None if truth_view is None else Projector(truth_view, self.scene.size_px)
         self.scenario = scenario if scenario is not None else default_scenario(self.case)
         self.contrast = contrast if contrast is not None else self.scenario.contrast
         self.limits = limits if limits is not None else DeliveryLimits()
@@ -201,6 +239,11 @@ class ProcedureSimulator:
         self.mode = "timeline"
         self._state = self.scenario.start
         self._command = HOLD
+        self.physics = physics
+        self.physics_params = physics_params
+        if physics == "mujoco" and physics_params is None:
+            self.physics_params = sample_physics(self.case.seed)
+        self._physics: DeliveryPhysics | None = None
 
     @property
     def mm_per_px(self) -> float:
@@ -220,6 +263,33 @@ class ProcedureSimulator:
         """Delivery state at the current time."""
         return self._timeline_state(self.t_s) if self.mode == "timeline" else self._state
 
+    @property
+    def handle(self) -> HandleState:
+        """The manipulator's side: where the servos are (the state itself without physics)."""
+        if self._physics is not None:
+            return self._physics.handle
+        s = self.state
+        return HandleState(s.tip_sigma_mm, s.retraction_mm, s.steer_deg)
+
+    def _start_physics(self) -> None:
+        """Command drive from the current state: a resting delivery system there (``mujoco`` only)."""
+        if self.physics_params is None:
+            return
+        # imported here: tavi_perception.physics builds on sim.delivery, which imports this package
+        from tavi_perception.physics.delivery import DeliveryPhysics
+        from tavi_perception.physics.path import friction_path
+
+        self._physics = DeliveryPhysics(
+            self.physics_params,
+            self.scene.delivery.rail,
+            self.scene.motion,
+            self._state,
+            self.case.devices.frame_height_mm,
+            self.limits,
+            self.t_s,
+            friction_path(self.scene),
+        )
+
     def _timeline_state(self, t_s: float) -> DeliveryState:
         return self.scenario.state_at(t_s, self.limits, self.case.devices.max_retraction_mm)
 
@@ -228,6 +298,7 @@ class ProcedureSimulator:
         if self.mode == "timeline":
             self._state = self._timeline_state(self.t_s)
             self.mode = "command"
+            self._start_physics()
         self._command = command
 
     def place(self, state: DeliveryState) -> None:
@@ -240,6 +311,7 @@ class ProcedureSimulator:
         self.mode = "command"
         self._state = state
         self._command = HOLD
+        self._start_physics()
 
     def inject_contrast(self, plateau_s: float = 2.0, start_s: float | None = None) -> None:
         """Add a contrast injection, starting now unless ``start_s`` is given."""
@@ -256,13 +328,22 @@ class ProcedureSimulator:
         return kp, truth
 
     def _truth(self, t_s: float, state: DeliveryState) -> tuple[np.ndarray, TrueGeometry, np.ndarray]:
-        """True keypoints, true geometry and which keypoints are in view."""
+        """True keypoints, true geometry and which keypoints are in view.
+
+        With ``case.truth_view`` the geometry is measured in that coplanar view (what a perfect detector
+        would give there), the keypoints are those of the imaging view.
+        """
         scene = self.scene
         kp, extra = scene.keypoints(t_s, state)
         root = scene.root
         ct = extra["points_lps"][Kp.CT]
         tip_depth_3d = -float((ct - extra["offset_lps"] - root.centre) @ root.axis)
-        truth = true_geometry(kp, scene.mm_per_px, state, self.case, tip_depth_3d)
+        if self._truth_projector is None:
+            truth = true_geometry(kp, scene.mm_per_px, state, self.case, tip_depth_3d)
+        else:
+            tangent = scene.delivery.rail_for(state).frame(np.array([state.tip_sigma_mm]))[0].reshape(3)
+            kp_ref = reprojected_keypoints(extra["points_lps"], root.axis, tangent, self._truth_projector)
+            truth = true_geometry(kp_ref, self._truth_projector.mm_per_px, state, self.case, tip_depth_3d)
         return kp, truth, scene.keypoints_in_view(kp, extra)
 
     def _render(self, t_s: float, frame_index: int, state: DeliveryState, phase: str) -> SimFrame:
@@ -288,13 +369,16 @@ class ProcedureSimulator:
         else:
             phase = phase_for_state(self._state, self.case.devices.frame_height_mm)
             frame = self._render(self.t_s, self.frame_index, self._state, phase)
-            self._state = integrate(
-                self._state,
-                self.applied_speeds(),
-                1.0 / self.fps,
-                self.limits,
-                self.case.devices.max_retraction_mm,
-            )
+            if self._physics is not None:
+                self._state = self._physics.step(self.applied_speeds(), 1.0 / self.fps)
+            else:
+                self._state = integrate(
+                    self._state,
+                    self.applied_speeds(),
+                    1.0 / self.fps,
+                    self.limits,
+                    self.case.devices.max_retraction_mm,
+                )
         self.frame_index += 1
         self.t_s = self.frame_index / self.fps
         return frame

@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import argparse
 import functools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from tavi_perception.sim.carm import s_curve_cran_deg
 from tavi_perception.sim.case import CaseParams, sample_case
 from tavi_perception.sim.ct.anatomy import CTRoot, ct_case, ct_landmarks
 from tavi_perception.sim.ct.bank import ViewBank
@@ -48,10 +52,30 @@ def simulation_case(
     cran_deg: float | None = None,
     magnification: float | None = None,
     bank: ViewBank | None = None,
+    view_offset_deg: float | None = None,
 ) -> CaseParams:
     """Case ``seed`` for ``renderer``: the stylised draw, or the same draw moved into the CT's anatomy
-    (``anatomy.ct_case``: the CT root frame, the valve for the CT's annulus, the view on its S-curve)."""
+    (``anatomy.ct_case``: the CT root frame, the valve for the CT's annulus, the view on its S-curve).
+
+    ``view_offset_deg`` [deg] puts the view's secondary angle that far from the annulus S-curve at the
+    case's primary angle (+ cranial; replacing the drawn offset) and measures the truth in the coplanar
+    view at the same primary angle, isocentre and chain (``CaseParams.truth_view``): the depth an
+    operator would read in a coplanar view.
+    """
     _check(renderer)
+    if view_offset_deg is not None:
+        drawn = simulation_case(renderer, seed, lao_deg=lao_deg, magnification=magnification, bank=bank)
+        lao = drawn.imaging.view.lao_deg
+        coplanar = s_curve_cran_deg(np.asarray(drawn.anatomy.root_axis_lps), lao)
+        case = simulation_case(
+            renderer,
+            seed,
+            lao_deg=lao,
+            cran_deg=coplanar + view_offset_deg,
+            magnification=magnification,
+            bank=bank,
+        )
+        return replace(case, truth_view=replace(case.imaging.view, cran_deg=coplanar))
     if renderer == "stylised":
         return sample_case(seed, lao_deg=lao_deg, cran_deg=cran_deg, magnification=magnification)
     root = bank.volumes.root if bank is not None else CTRoot(ct_landmarks())  # no volumes needed

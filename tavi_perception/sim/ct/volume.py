@@ -153,6 +153,18 @@ def load_ct() -> CTVolume:
     return CTVolume(hu, labels, lumen, origin, spacing)
 
 
+def load_label_map(path: Path) -> CTVolume:
+    """A TotalSegmentator label map alone (NIfTI) as a volume: HU unknown (0), lumen = the aorta label.
+
+    Without the scan's HU the enhanced blood cannot be told from the wall, so boundaries measured on
+    the lumen lie on the label's, about 0.3 mm outside the enhanced blood (module docstring).
+    """
+    labels, origin, spacing = _to_lps(nibabel.load(Path(path)))
+    labels = labels.astype(np.uint8)
+    lumen = (labels == AORTA).astype(np.uint8)
+    return CTVolume(np.zeros(labels.shape, np.float32), labels, lumen, origin, spacing)
+
+
 def structures() -> dict[int, str]:
     """Label id -> structure name, from the wheel's structures.csv."""
     out = {}
