@@ -30,7 +30,7 @@ ROS_WITHOUT_WHEEL = {"tavi_msgs", "tf2_msgs", "cv_bridge", "launch", "launch_ros
 NOT_IMPORTED = re.compile(
     r"^(catkin-pkg|ros-ament-(package|cmake.*)|ros-rosidl-.*|ros-fastrtps-cmake-module|"
     r"ros-python-cmake-module|ros-rmw-fastrtps-cpp|onnxscript|importlib-resources|pylibjpeg.*|ruff|"
-    r"pytest-xdist|execnet)$"
+    r"pytest-xdist|execnet|mujoco-core|mujoco-studio|glfw|pyopengl|websockets)$"
 )
 IMPORT_NAME = {"opencv-python-headless": "cv2", "pillow": "PIL", "pyyaml": "yaml"}
 
