@@ -162,20 +162,9 @@ def plot(result: dict[str, object], path: Path) -> None:
     for renderer, style in (("ct", "k"), ("stylised", "tab:blue")):
         rows = result[renderer]["correction"]
         offsets = [float(k) for k in rows]
-        axes[1].plot(
-            offsets,
-            [rows[k]["depth_error_mm_mean_raw"] for k in rows],
-            "--",
-            color=style,
-            label=f"{renderer}: raw",
-        )
-        axes[1].plot(
-            offsets,
-            [rows[k]["depth_error_mm_mean_corrected"] for k in rows],
-            "-",
-            color=style,
-            label=f"{renderer}: corrected",
-        )
+        for which, line in (("raw", "--"), ("corrected", "-")):
+            errors = [rows[k][f"depth_error_mm_mean_{which}"] for k in rows]
+            axes[1].plot(offsets, errors, line, color=style, label=f"{renderer}: {which}")
     axes[1].axhline(0.5, color="tab:red", lw=0.8)
     axes[1].set_xlabel("view offset from the S-curve [deg] (secondary angle)")
     axes[1].set_ylabel("mean |depth error| vs coplanar truth [mm]")
