@@ -30,7 +30,7 @@ from tavi_perception.core.carm import CArmPose
 from tavi_perception.core.pipeline import FrameResult, PerceptionPipeline, shipped_model_path
 from tavi_perception.evaluation.trials import SUCCESS_DEPTH_MM, SYMMETRIC_MM, sample_trial
 from tavi_perception.geometry.params import GeometryParams
-from tavi_perception.inference.engines import create_engine
+from tavi_perception.inference.engines import create_engine, file_sha256
 from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.plan.simulated import case_plan
 from tavi_perception.ros.simulator_node import command_schedule
@@ -110,9 +110,11 @@ def main() -> None:
     p.add_argument("--view-offset-deg", type=float, default=15.0)
     p.add_argument("--no-view-correction", action="store_true")
     p.add_argument("--max-duration", type=float, default=120.0, help="[s] simulated time per trial")
+    p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     p.add_argument("--out", type=Path, default=Path("bench/results/loop_view_offset15_offline.json"))
     args = p.parse_args()
-    engine = create_engine(shipped_model_path(), threads=2)
+    model = args.model or shipped_model_path()
+    engine = create_engine(model, threads=2)
     trials = []
     started = time.time()
     for i in range(args.trials):
@@ -138,9 +140,9 @@ def main() -> None:
             "wall_s": time.time() - started,
         }
         command = "nice .venv/bin/python bench/loop_view_offset_offline.py " + shlex.join(sys.argv[1:])
-        args.out.write_text(
-            json.dumps({"command": command, "summary": summary, "trials": trials}, indent=1) + "\n"
-        )
+        record = {"command": command, "model_sha256": file_sha256(model), "summary": summary}
+        record["trials"] = trials
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(summary))
 
 

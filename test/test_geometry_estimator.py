@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from tavi_msgs.msg import Guidance
 
+from tavi_perception.geometry.annulus import PlannedLine
 from tavi_perception.geometry.estimator import (
     AnnulusSource,
     DepthSource,
@@ -600,3 +601,26 @@ def test_a_pedal_gap_during_deployment_does_not_release_the_deployment_latch() -
     e = est.update(20.0, young_edges, MM_PER_PX)
     assert not e.valid and e.invalid_reason.startswith("stent:") and "latch released" not in e.stent_reason
     assert est.update(20.1, _tracked(20.1, xy), MM_PER_PX).depth_source == DepthSource.STENT
+
+
+def test_a_contrast_annulus_off_the_planned_line_falls_back_to_the_pigtail_binding() -> None:
+    est = _estimator()
+    est.planned_line = PlannedLine(angle_deg=2.0, tolerance_deg=8.0)
+    t = _bind(est, _scene())  # the annulus along +x: 2 deg from the plan's line, bound to PT
+    turned = _scene()
+    turned[Kp.AA1] += (0.0, 12.0)  # AA1 misplaced: the line turns about 11 deg
+    e = est.update(t, _tracked(t, turned, lost=STENT), MM_PER_PX)
+    assert e.annulus_valid and e.annulus_source == AnnulusSource.PIGTAIL_BOUND
+    assert e.annulus_angle_deg == pytest.approx(0.0)  # the bound annulus, not the misplaced line
+    assert e.valid and e.tip_depth_mm == pytest.approx(4.0)
+    est.planned_line = None  # without a plan the same frame is a contrast annulus
+    e = est.update(t + 0.1, _tracked(t + 0.1, turned, lost=STENT), MM_PER_PX)
+    assert e.annulus_source == AnnulusSource.CONTRAST and e.annulus_angle_deg == pytest.approx(-11.3, abs=0.1)
+
+
+def test_a_contrast_annulus_off_the_planned_line_without_a_binding_is_invalid_with_the_reason() -> None:
+    est = _estimator()
+    est.planned_line = PlannedLine(angle_deg=20.0, tolerance_deg=8.0)
+    e = est.update(0.0, _tracked(0.0, _scene(), lost=STENT), MM_PER_PX)
+    assert not e.annulus_valid and not e.valid
+    assert "contrast annulus line -20.0 deg from the plan's" in e.annulus_reason

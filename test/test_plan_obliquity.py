@@ -14,7 +14,8 @@ from tavi_perception.plan.annulus import plan_from_labels
 from tavi_perception.plan.obliquity import ViewCorrection, ViewState, view_effect
 from tavi_perception.plan.simulated import case_plan
 from tavi_perception.plan.views import s_curve
-from tavi_perception.sim.case import CaseParams
+from tavi_perception.sim.carm import s_curve_cran_deg
+from tavi_perception.sim.case import CRAN_RANGE_DEG, CaseParams
 from tavi_perception.sim.ct.simulator import create_simulator, simulation_case
 from tavi_perception.sim.delivery import DeliveryState
 from tavi_perception.sim.simulator import TrueGeometry, true_geometry
@@ -55,6 +56,20 @@ def test_obliquity_from_the_plan_and_the_carm_angles_is_within_1_deg_of_the_simu
         plan = plan_from_labels(None) if renderer == "ct" else case_plan(case, renderer)
         assert abs(view_effect(plan, view.lao_deg, view.cran_deg).obliquity_deg - true_deg) < 1.0
         assert true_deg > 5.0  # 15 deg off the S-curve in the secondary angle is a real obliquity
+
+
+@pytest.mark.parametrize("offset_deg", [-15.0, 15.0])
+def test_off_curve_views_stay_inside_the_simulators_view_range_and_exactly_offset(offset_deg: float) -> None:
+    moved = 0
+    for seed in range(40):
+        drawn = simulation_case("stylised", seed)
+        case = simulation_case("stylised", seed, view_offset_deg=offset_deg)
+        view, axis = case.imaging.view, np.asarray(case.anatomy.root_axis_lps)
+        assert CRAN_RANGE_DEG[0] <= view.cran_deg <= CRAN_RANGE_DEG[1]
+        assert view.cran_deg - s_curve_cran_deg(axis, view.lao_deg) == pytest.approx(offset_deg, abs=1e-9)
+        assert case.truth_view.cran_deg == pytest.approx(s_curve_cran_deg(axis, view.lao_deg), abs=1e-9)
+        moved += view.lao_deg != pytest.approx(drawn.imaging.view.lao_deg)
+    assert 0 < moved < 40  # the drawn primary angle is kept wherever its offset view is reachable
 
 
 def test_views_off_the_s_curve_bias_image_depth_and_the_correction_removes_it() -> None:
@@ -199,3 +214,26 @@ def test_the_plan_predicts_the_annulus_line_of_the_image_and_a_line_far_from_it_
     correction.apply(est, view.lao_deg, view.cran_deg)
     assert est.view_state == ViewState.INCONSISTENT and not est.valid
     assert "from the plan's" in est.invalid_reason
+
+
+def test_the_pipeline_gives_the_annulus_block_the_plans_line_for_the_current_view() -> None:
+    from tavi_perception.core.calibration import Calibration
+    from tavi_perception.core.carm import CArmPose
+    from tavi_perception.core.pipeline import PerceptionPipeline
+    from tavi_perception.inference.engines import Detections
+
+    case = simulation_case("stylised", 1, view_offset_deg=15.0)
+    sim = create_simulator("stylised", case, image_size=256)
+    plan, view = case_plan(case, "stylised"), case.imaging.view
+    pipeline = PerceptionPipeline(
+        None, Calibration(sim.mm_per_px, 256, True, "test"), view=ViewCorrection(plan)
+    )
+    frame = sim.step()
+    detections = Detections(frame.keypoints_px, frame.visible.astype(float), np.ones(3), "truth")
+    pipeline.step_detections(frame.t_s, detections, 256)
+    assert pipeline.estimator.planned_line is None  # no C-arm angles yet
+    pipeline.set_carm(CArmPose(view.lao_deg, view.cran_deg))
+    pipeline.step_detections(frame.t_s + 0.1, detections, 256)
+    line = pipeline.estimator.planned_line
+    assert line is not None and line.tolerance_deg == 8.0
+    assert line.angle_deg == pytest.approx(view_effect(plan, view.lao_deg, view.cran_deg).annulus_angle_deg)

@@ -12,7 +12,9 @@ import pytest
 from tavi_perception import cli
 from tavi_perception.keypoints import KEYPOINT_NAMES
 from tavi_perception.model.datasets import load_coco_keypoints
-from tavi_perception.sim.dataset import TEST_SPLIT, main, parse_args
+from tavi_perception.sim.ct.simulator import create_simulator, simulation_case
+from tavi_perception.sim.dataset import TEST_SPLIT, case_seed, main, parse_args
+from tavi_perception.sim.scenario import sampling_times
 
 ARGS = ["--cases", "2", "--frames-per-case", "5", "--seed", "5", "--size", "128", "--quiet"]
 
@@ -114,3 +116,23 @@ def test_cli_runs_the_dataset_command(capsys: pytest.CaptureFixture) -> None:
     assert "--cases 24 --seed 9001 --frames-per-case 20 --size 512" in capsys.readouterr().out.replace(
         "\n", " "
     )
+
+
+def test_off_curve_frames_come_from_the_case_seen_off_the_s_curve(dataset: Path, tmp_path: Path) -> None:
+    out = tmp_path / "off"
+    assert main(["--out", str(out), *ARGS, "--off-curve", "20"]) == 0
+    assert json.loads((out / "dataset.json").read_text())["off_curve_deg"] == 20.0
+    coco = json.loads((out / "annotations.json").read_text())
+    for case_id in (0, 1):
+        offset_deg = 20.0 * float(np.random.default_rng([5, case_id, 11]).uniform(-1.0, 1.0))
+        case = simulation_case("stylised", case_seed(5, case_id), view_offset_deg=offset_deg)
+        first = next(img for img in coco["images"] if img["case_id"] == case_id)
+        sim = create_simulator("stylised", case, image_size=128)
+        t_s = sampling_times(sim.scenario, 5, np.random.default_rng([5, case_id, 7]))[0]
+        frame = sim.frame_at(float(t_s), frame_index=0)
+        written = cv2.imread(str(out / first["file_name"]), cv2.IMREAD_UNCHANGED)
+        np.testing.assert_array_equal(written, frame.image)
+        default = cv2.imread(str(dataset / first["file_name"]), cv2.IMREAD_UNCHANGED)
+        assert not np.array_equal(written, default)  # another view of the same case
+    with pytest.raises(SystemExit):
+        parse_args(["--out", str(tmp_path / "x"), "--off-curve", "50"])

@@ -2,7 +2,11 @@
 
 - CONTRAST when AA1, AA2, STJ1 and STJ2 are all MEASURED this frame; while PT is measured too, the pose
   is bound to PT (:mod:`.binding`). A projected AA1-AA2 distance outside the sanity range is invalid, and
-  so is a contrast annulus more than ``annulus_consistency_mm`` from the pigtail-carried one.
+  so is a contrast annulus more than ``annulus_consistency_mm`` from the pigtail-carried one. With a
+  planned annulus line (:class:`PlannedLine`: the preoperative plan's line in the current C-arm view), a
+  contrast annulus whose AA1-AA2 line is further from it than its tolerance is not measured: the hinge
+  points are misplaced (a device over a cusp in an oblique view), and the pigtail-bound annulus, bound on
+  frames that agreed with the plan, is used instead.
 - PIGTAIL_BOUND otherwise, carried by PT's translation with the orientation held, as long as PT is
   usable; PT missing for more than ``pigtail_missing_max_s``, or PT's track restarting (the detector
   jumped and stayed: perhaps another feature), drops the binding (annulus LOST until the next contrast).
@@ -25,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from tavi_perception.geometry.binding import PigtailBinding
-from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
+from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints, wrap_deg
 from tavi_perception.geometry.params import GeometryParams
 from tavi_perception.geometry.usability import KeypointUsability
 from tavi_perception.guidance import AnnulusSource, GuidanceEstimate, annulus_fields
@@ -42,6 +46,22 @@ class AnnulusPose:
     frame: AnnulusFrame
     root_axis: np.ndarray  # (2,) unit vector STJ midpoint -> annulus origin (image frame)
     origin_var_px2: float  # [px²] per-axis variance of the origin from the tracker's keypoint std
+
+
+@dataclass(frozen=True)
+class PlannedLine:
+    """Where the preoperative plan puts the annulus line in the current view's image."""
+
+    angle_deg: float  # [deg] image angle of the AA1->AA2 line (as ``Guidance.annulus_angle_deg``)
+    tolerance_deg: float  # [deg] largest accepted difference of a measured line
+
+    def problem(self, angle_deg: float) -> str | None:
+        """Why a measured line at ``angle_deg`` [deg] disagrees with the plan, or None."""
+        off_deg = wrap_deg(angle_deg - self.angle_deg, 90.0)
+        if abs(off_deg) <= self.tolerance_deg:
+            return None
+        tolerance = f"tolerance {self.tolerance_deg:g} deg"
+        return f"contrast annulus line {off_deg:+.1f} deg from the plan's ({tolerance})"
 
 
 @dataclass
@@ -85,8 +105,17 @@ class AnnulusTracker:
         else:
             self._drop("no pigtail PT position before the gap")
 
-    def update(self, t_s: float, usable: KeypointUsability, est: GuidanceEstimate) -> AnnulusPose | None:
-        """Fill the annulus block of ``est``; the annulus for the depth blocks, or None when invalid."""
+    def update(
+        self,
+        t_s: float,
+        usable: KeypointUsability,
+        est: GuidanceEstimate,
+        planned: PlannedLine | None = None,
+    ) -> AnnulusPose | None:
+        """Fill the annulus block of ``est``; the annulus for the depth blocks, or None when invalid.
+
+        ``planned``: the plan's annulus line in this view, which a contrast annulus must agree with.
+        """
         p = self.params
         tracked = usable.tracked
         xy = tracked.xy_px
@@ -113,6 +142,8 @@ class AnnulusTracker:
             else:
                 diameter_mm = float(np.hypot(*(xy[Kp.AA2] - xy[Kp.AA1]))) * usable.mm_per_px
                 contrast_problem = self._diameter_problem(diameter_mm)
+                if contrast_problem is None and planned is not None:
+                    contrast_problem = planned.problem(frame.angle_deg)
         if contrast_problem is None:
             root = frame.origin_px - 0.5 * (xy[Kp.STJ1] + xy[Kp.STJ2])
             root_axis = root / np.hypot(*root)

@@ -88,3 +88,8 @@ def angle_between_deg(u: np.ndarray, v: np.ndarray) -> float:
         raise ValueError("zero-length vector has no direction")
     c = float(np.clip(np.dot(u, v) / (nu * nv), -1.0, 1.0))
     return float(np.degrees(np.arccos(c)))
+
+
+def wrap_deg(angle: float, half_turn: float) -> float:
+    """``angle`` [deg] wrapped to (-half_turn, half_turn] (180 for directions, 90 for lines)."""
+    return half_turn - (half_turn - angle) % (2.0 * half_turn)

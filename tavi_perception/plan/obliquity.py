@@ -40,8 +40,9 @@ from enum import IntEnum
 import numpy as np
 
 from tavi_perception.core.carm import view_axes
+from tavi_perception.geometry.annulus import PlannedLine
 from tavi_perception.geometry.deviations import axis_tilt_deg, signed_tilt_deg
-from tavi_perception.geometry.frames import annulus_frame
+from tavi_perception.geometry.frames import annulus_frame, wrap_deg
 from tavi_perception.guidance import DepthSource, GuidanceEstimate
 from tavi_perception.plan.annulus import AnnulusPlan
 
@@ -136,11 +137,6 @@ def view_effect(plan: AnnulusPlan, primary_deg: float, secondary_deg: float) -> 
     )
 
 
-def _wrap_deg(angle: float, half_turn: float) -> float:
-    """``angle`` wrapped to (-half_turn, half_turn]."""
-    return half_turn - (half_turn - angle) % (2.0 * half_turn)
-
-
 @dataclass
 class ViewCorrection:
     """Corrects each guidance for the current view of the plan (module docstring); ``limit_deg`` [deg]."""
@@ -159,6 +155,14 @@ class ViewCorrection:
             return view_effect(self.plan, primary_deg, secondary_deg)
         except ValueError as err:
             return str(err)
+
+    def planned_line(self, primary_deg: float, secondary_deg: float) -> PlannedLine | None:
+        """The plan's annulus line in this view, for the annulus block to check contrast frames against;
+        None without a plan, angles or a usable view (the guidance is then UNKNOWN or invalid anyway)."""
+        effect = self.effect(primary_deg, secondary_deg)
+        if isinstance(effect, str) or effect.obliquity_deg > self.limit_deg:
+            return None
+        return PlannedLine(effect.annulus_angle_deg, self.annulus_tolerance_deg)
 
     def apply(
         self,
@@ -188,7 +192,7 @@ class ViewCorrection:
                 f"view {effect.obliquity_deg:.1f} deg off the annulus plane (limit {self.limit_deg:g} deg)",
             )
             return
-        off_deg = _wrap_deg(estimate.annulus_angle_deg - effect.annulus_angle_deg, 90.0)
+        off_deg = wrap_deg(estimate.annulus_angle_deg - effect.annulus_angle_deg, 90.0)
         if abs(off_deg) > self.annulus_tolerance_deg:  # NaN (no annulus) compares false
             estimate.view_state = ViewState.INCONSISTENT
             _invalidate(
@@ -220,8 +224,8 @@ def _correct(est: GuidanceEstimate, effect: ViewEffect, asymmetry_bias_mm: float
     est.fe2_depth_mm = fix(est.fe2_depth_mm + half)
     est.stent_mean_depth_mm = 0.5 * (est.fe1_depth_mm + est.fe2_depth_mm)
     est.stent_asymmetry_mm = abs(est.fe1_depth_mm - est.fe2_depth_mm)
-    est.stent_tilt_deg = _wrap_deg(est.stent_tilt_deg - effect.stent_tilt_bias_deg, 90.0)
-    est.delivery_tilt_deg = _wrap_deg(est.delivery_tilt_deg - effect.tilt_bias_deg, 180.0)
+    est.stent_tilt_deg = wrap_deg(est.stent_tilt_deg - effect.stent_tilt_bias_deg, 90.0)
+    est.delivery_tilt_deg = wrap_deg(est.delivery_tilt_deg - effect.tilt_bias_deg, 180.0)
     if est.depth_source == DepthSource.STENT:
         est.depth_mm = est.stent_mean_depth_mm
     elif est.depth_source == DepthSource.TIP:

@@ -24,6 +24,10 @@ keypoint absent (``[0, 0, 0] * 11``, ``num_keypoints`` 0) and the image entry ``
 ``"negative_kind"``; positive entries are unchanged (no ``negative`` field). ``dataset.json`` records the
 frames per kind.
 
+``--off-curve D`` puts every case's view a uniform ``[-D, D]`` degrees off the annulus S-curve (drawn
+from ``[S, i, 11]``; ``simulation_case(..., view_offset_deg=...)``, inside the simulators' view range):
+frames of the oblique views that a C-arm set up off the coplanar view gives.
+
 Fixed test split (never train on it): ``--cases 24 --seed 9001 --frames-per-case 20 --size 512``, also
 selected by ``--test-split``. Any other seed gives cases independent of it.
 """
@@ -47,8 +51,9 @@ from tqdm import tqdm
 
 from tavi_perception.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS
 from tavi_perception.sim import SIM_VERSION
+from tavi_perception.sim.case import CaseParams
 from tavi_perception.sim.ct.layers import DEFAULT_SPACING_MM
-from tavi_perception.sim.ct.simulator import RENDERERS, create_simulator, ct_bank
+from tavi_perception.sim.ct.simulator import RENDERERS, create_simulator, ct_bank, simulation_case
 from tavi_perception.sim.negatives import CT_KINDS, KINDS, NegativeFrame, kind_counts, negative_frames
 from tavi_perception.sim.scenario import sampling_times
 from tavi_perception.sim.simulator import ProcedureSimulator, SimFrame
@@ -214,6 +219,14 @@ def build_parser() -> argparse.ArgumentParser:
         "coarser is faster, for previews and tests)",
     )
     p.add_argument(
+        "--off-curve",
+        type=float,
+        default=0.0,
+        metavar="DEG",
+        help="[deg] every case's view uniformly within +-DEG of the annulus S-curve (default 0: the "
+        "case's own view, on the S-curve in most cases)",
+    )
+    p.add_argument(
         "--workers",
         type=int,
         default=1,
@@ -243,6 +256,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         parser.error("--negatives-only needs --negative-frames N (N >= 1)")
     if args.test_split and (args.negatives or args.negative_frames or args.negatives_only):
         parser.error("the fixed test split has no negatives; write a held-out set with --negatives-only")
+    if not 0.0 <= args.off_curve <= 45.0:
+        parser.error(f"--off-curve must be within 0-45 deg, got {args.off_curve}")
+    if args.test_split and args.off_curve:
+        parser.error("the fixed test split keeps its cases' own views; --off-curve is for training sets")
     if args.ct_voxel_mm <= 0:
         parser.error(f"--ct-voxel-mm must be positive, got {args.ct_voxel_mm}")
     if args.cases < 1:
@@ -277,6 +294,7 @@ class Job:
     frames_per_case: int
     ct_voxel_mm: float
     uses_ct: bool
+    off_curve_deg: float = 0.0  # [deg] views uniformly within +- this of the S-curve (0: the case's own)
 
     def bank(self):
         """This process's CT view bank (ct_bank() and ct_bank(1.5) are separate cache entries: keep the
@@ -312,9 +330,13 @@ def render_case(job: Job, case_id: int) -> Part:
     """Case ``case_id``'s frames; image ids follow from the case index alone."""
     bank = job.bank() if job.renderer == "ct" else None
     before = (bank.rendered_views, bank.render_s) if bank is not None else (0, 0.0)
-    sim = create_simulator(
-        job.renderer, case_seed(job.seed, case_id), image_size=job.size, bit_depth=job.bit_depth, bank=bank
-    )
+    case: int | CaseParams = case_seed(job.seed, case_id)
+    if job.off_curve_deg > 0.0:
+        offset_deg = (
+            float(np.random.default_rng([job.seed, case_id, 11]).uniform(-1.0, 1.0)) * job.off_curve_deg
+        )
+        case = simulation_case(job.renderer, case, view_offset_deg=offset_deg, bank=bank)
+    sim = create_simulator(job.renderer, case, image_size=job.size, bit_depth=job.bit_depth, bank=bank)
     rng = np.random.default_rng([job.seed, case_id, 7])
     part = Part()
     for k, t_s in enumerate(sampling_times(sim.scenario, job.frames_per_case, rng)):
@@ -399,6 +421,7 @@ def main(argv: list[str]) -> int:
         args.frames_per_case,
         args.ct_voxel_mm,
         uses_ct,
+        args.off_curve,
     )
     tasks: list[tuple] = [(job, "case", case_id) for case_id in range(cases)]
     first_id = positives + 1
@@ -438,6 +461,7 @@ def main(argv: list[str]) -> int:
         "size": args.size,
         "bit_depth": args.bit_depth,
         "renderer": args.renderer,
+        "off_curve_deg": args.off_curve,
         "images": len(images),
         "test_split": all(getattr(args, k) == v for k, v in TEST_SPLIT.items()) and not n_negatives,
         "share_contrast_visible": contrast_visible * share,

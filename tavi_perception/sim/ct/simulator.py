@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from tavi_perception.sim.carm import s_curve_cran_deg
-from tavi_perception.sim.case import CaseParams, sample_case
+from tavi_perception.sim.case import CRAN_RANGE_DEG, LAO_RANGE_DEG, CaseParams, sample_case
 from tavi_perception.sim.ct.anatomy import CTRoot, ct_case, ct_landmarks
 from tavi_perception.sim.ct.bank import ViewBank
 from tavi_perception.sim.ct.layers import DEFAULT_SPACING_MM, render_volumes
@@ -60,13 +60,19 @@ def simulation_case(
     ``view_offset_deg`` [deg] puts the view's secondary angle that far from the annulus S-curve at the
     case's primary angle (+ cranial; replacing the drawn offset) and measures the truth in the coplanar
     view at the same primary angle, isocentre and chain (``CaseParams.truth_view``): the depth an
-    operator would read in a coplanar view.
+    operator would read in a coplanar view. The primary angle is the drawn one unless the offset view
+    would leave the simulators' view range (``CRAN_RANGE_DEG``, inside a C-arm's); then it is the
+    nearest primary angle of ``LAO_RANGE_DEG`` whose offset view lies inside it (see
+    :func:`reachable_primary_deg`).
     """
     _check(renderer)
     if view_offset_deg is not None:
         drawn = simulation_case(renderer, seed, lao_deg=lao_deg, magnification=magnification, bank=bank)
+        axis = np.asarray(drawn.anatomy.root_axis_lps)
         lao = drawn.imaging.view.lao_deg
-        coplanar = s_curve_cran_deg(np.asarray(drawn.anatomy.root_axis_lps), lao)
+        if lao_deg is None:
+            lao = reachable_primary_deg(axis, lao, view_offset_deg)
+        coplanar = s_curve_cran_deg(axis, lao)
         case = simulation_case(
             renderer,
             seed,
@@ -80,6 +86,27 @@ def simulation_case(
         return sample_case(seed, lao_deg=lao_deg, cran_deg=cran_deg, magnification=magnification)
     root = bank.volumes.root if bank is not None else CTRoot(ct_landmarks())  # no volumes needed
     return ct_case(seed, root, lao_deg=lao_deg, cran_deg=cran_deg, magnification=magnification)
+
+
+def reachable_primary_deg(root_axis_lps: np.ndarray, lao_deg: float, view_offset_deg: float) -> float:
+    """The primary angle [deg] nearest ``lao_deg`` (0.5° steps over ``LAO_RANGE_DEG``) at which the view
+    ``view_offset_deg`` off the S-curve stays inside ``CRAN_RANGE_DEG``; ``lao_deg`` itself when it
+    already does or when no primary angle in range does.
+
+    Operators take the coplanar view the C-arm reaches (the plan's recommended view); an offset is the
+    error of the view they have against it, not a view beyond the C-arm's and the training data's range.
+    """
+    low, high = CRAN_RANGE_DEG
+
+    def inside(lao: float) -> bool:
+        return low <= s_curve_cran_deg(root_axis_lps, lao) + view_offset_deg <= high
+
+    if inside(lao_deg):
+        return float(lao_deg)
+    candidates = [a for a in np.arange(LAO_RANGE_DEG[0], LAO_RANGE_DEG[1] + 1e-9, 0.5) if inside(float(a))]
+    if not candidates:
+        return float(lao_deg)
+    return float(min(candidates, key=lambda a: abs(a - lao_deg)))
 
 
 def create_simulator(
