@@ -237,3 +237,25 @@ def test_the_pipeline_gives_the_annulus_block_the_plans_line_for_the_current_vie
     line = pipeline.estimator.planned_line
     assert line is not None and line.tolerance_deg == 8.0
     assert line.angle_deg == pytest.approx(view_effect(plan, view.lao_deg, view.cran_deg).annulus_angle_deg)
+
+
+@pytest.mark.parametrize("renderer", ["stylised", "ct"])
+def test_an_off_curve_view_turns_only_the_carm_so_the_operators_calibration_holds(renderer: str) -> None:
+    from tavi_perception.runners import case_parameters
+    from tavi_perception.sim.carm import Projector
+
+    for seed in SEEDS:
+        drawn = simulation_case(renderer, seed)
+        case = simulation_case(renderer, seed, view_offset_deg=15.0)
+        view, before = case.imaging.view, drawn.imaging.view
+        assert (view.sid_mm, view.sod_mm, view.detector_fov_mm) == (
+            before.sid_mm,
+            before.sod_mm,
+            before.detector_fov_mm,
+        )
+        assert view.isocentre_lps == before.isocentre_lps
+        assert case.devices == drawn.devices and case.anatomy == drawn.anatomy
+        # the perception node is given the drawn case's mm_per_px (runners.case_parameters)
+        assert case_parameters(seed, 256, renderer)["mm_per_px"] == pytest.approx(
+            Projector(view, 256).mm_per_px
+        )

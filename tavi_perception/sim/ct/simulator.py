@@ -73,15 +73,11 @@ def simulation_case(
         if lao_deg is None:
             lao = reachable_primary_deg(axis, lao, view_offset_deg)
         coplanar = s_curve_cran_deg(axis, lao)
-        case = simulation_case(
-            renderer,
-            seed,
-            lao_deg=lao,
-            cran_deg=coplanar + view_offset_deg,
-            magnification=magnification,
-            bank=bank,
-        )
-        return replace(case, truth_view=replace(case.imaging.view, cran_deg=coplanar))
+        # only the C-arm turns: the drawn case's chain (SID, SOD, field) and isocentre stay, so the
+        # calibration an operator has for the drawn case holds for the offset view too
+        view = replace(drawn.imaging.view, lao_deg=lao, cran_deg=coplanar + view_offset_deg)
+        case = replace(drawn, imaging=replace(drawn.imaging, view=view))
+        return replace(case, truth_view=replace(view, cran_deg=coplanar))
     if renderer == "stylised":
         return sample_case(seed, lao_deg=lao_deg, cran_deg=cran_deg, magnification=magnification)
     root = bank.volumes.root if bank is not None else CTRoot(ct_landmarks())  # no volumes needed
