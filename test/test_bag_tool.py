@@ -338,9 +338,9 @@ def test_a_converted_recording_replays_into_perception_on_the_bag_clock(
             ros_args=["-r", "image:=fluoro/image", "-p", "use_sim_time:=true"],
         )
         assert probe.wait_matched("guidance", 60)
+        wait = ["--wait-for", "fluoro/image", "calibration/mm_per_px"]  # the scale before the first frame
         player = probe.start(
-            "tavi_perception.cli",
-            args=["bag", "play", str(bag), "--clock", "--wait-for", "fluoro/image", "--no-progress"],
+            "tavi_perception.cli", args=["bag", "play", str(bag), "--clock", *wait, "--no-progress"]
         )
         assert probe.spin_until(lambda: not player.alive() and guidance, timeout_s=60, watch=[node])
         code, output = player.wait(timeout_s=10)

@@ -289,7 +289,10 @@ def play(
     """Publish the bag's messages with their recorded timing divided by ``rate``; returns the count published.
 
     ``wait_for`` names (after remapping) topics that must have a subscriber before playback starts;
-    raises ``TimeoutError`` when they do not within ``wait_timeout_s``. Topics whose message type is not
+    raises ``TimeoutError`` when they do not within ``wait_timeout_s``. A message on a latched
+    (transient-local) topic is state that holds for what follows (the scale on ``calibration/mm_per_px``):
+    playback goes on once every matched subscriber has acknowledged it (at most 1 s), so that it does not
+    race the frames published after it. Topics whose message type is not
     installed here are skipped with a warning on stderr naming them.
     """
     if rate <= 0:
@@ -318,11 +321,13 @@ def play(
                     )
             if not connections:
                 raise ValueError(f"{path}: no topic has a message type installed here ({skipped})")
-            publishers = {}
+            publishers, latched = {}, set()
             for c in connections:
-                publishers[c.id] = node.create_publisher(
-                    msg_class(c.msgtype), remaps.get(c.topic, c.topic), _playback_qos(c)
-                )
+                qos = _playback_qos(c)
+                name = remaps.get(c.topic, c.topic)
+                publishers[c.id] = node.create_publisher(msg_class(c.msgtype), name, qos)
+                if qos.durability == DurabilityPolicy.TRANSIENT_LOCAL:
+                    latched.add(c.id)
             clock_pub = node.create_publisher(Clock, "/clock", QoSProfile(depth=1)) if publish_clock else None
             _wait_for_subscribers(node, [absolute(t) for t in wait_for or []], publishers, wait_timeout_s)
             total = sum(c.msgcount for c in connections)
@@ -343,6 +348,8 @@ def play(
                         if clock_pub is not None:
                             clock_pub.publish(Clock(clock=_ns_to_time(t_ns)))
                         publishers[connection.id].publish(bytes(converters[connection.id](data)))
+                        if connection.id in latched:
+                            publishers[connection.id].wait_for_all_acked(Duration(seconds=1.0))
                         published += 1
                         bar.update(1)
                 iteration += 1
