@@ -56,12 +56,12 @@ class PlannedLine:
     tolerance_deg: float  # [deg] largest accepted difference of a measured line
 
     def problem(self, angle_deg: float) -> str | None:
-        """Why a measured line at ``angle_deg`` [deg] disagrees with the plan, or None."""
+        """Why a measured line at ``angle_deg`` [deg] disagrees with the plan, or None (also for NaN: no
+        line measured)."""
         off_deg = wrap_deg(angle_deg - self.angle_deg, 90.0)
-        if abs(off_deg) <= self.tolerance_deg:
+        if not abs(off_deg) > self.tolerance_deg:
             return None
-        tolerance = f"tolerance {self.tolerance_deg:g} deg"
-        return f"contrast annulus line {off_deg:+.1f} deg from the plan's ({tolerance})"
+        return f"annulus line {off_deg:+.1f} deg from the plan's (tolerance {self.tolerance_deg:g} deg)"
 
 
 @dataclass
@@ -143,7 +143,8 @@ class AnnulusTracker:
                 diameter_mm = float(np.hypot(*(xy[Kp.AA2] - xy[Kp.AA1]))) * usable.mm_per_px
                 contrast_problem = self._diameter_problem(diameter_mm)
                 if contrast_problem is None and planned is not None:
-                    contrast_problem = planned.problem(frame.angle_deg)
+                    off_plan = planned.problem(frame.angle_deg)
+                    contrast_problem = None if off_plan is None else f"contrast {off_plan}"
         if contrast_problem is None:
             root = frame.origin_px - 0.5 * (xy[Kp.STJ1] + xy[Kp.STJ2])
             root_axis = root / np.hypot(*root)

@@ -34,7 +34,7 @@ made invalid (``INCONSISTENT``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 
 import numpy as np
@@ -144,9 +144,19 @@ class ViewCorrection:
     plan: AnnulusPlan | None
     limit_deg: float = 20.0
     annulus_tolerance_deg: float = 8.0  # [deg] measured vs planned annulus line in the image
+    # the last view's effect: the pipeline asks twice per frame and the angles rarely change
+    _last: tuple[float, float, ViewEffect | str] | None = field(default=None, init=False, repr=False)
 
     def effect(self, primary_deg: float, secondary_deg: float) -> ViewEffect | str:
         """The view's effect, or why there is none to apply."""
+        last = self._last
+        if last is not None and (last[0], last[1]) == (primary_deg, secondary_deg):
+            return last[2]
+        effect = self._effect(primary_deg, secondary_deg)
+        self._last = (primary_deg, secondary_deg, effect)
+        return effect
+
+    def _effect(self, primary_deg: float, secondary_deg: float) -> ViewEffect | str:
         if self.plan is None:
             return "no preoperative plan"
         if not (math.isfinite(primary_deg) and math.isfinite(secondary_deg)):
@@ -192,14 +202,12 @@ class ViewCorrection:
                 f"view {effect.obliquity_deg:.1f} deg off the annulus plane (limit {self.limit_deg:g} deg)",
             )
             return
-        off_deg = wrap_deg(estimate.annulus_angle_deg - effect.annulus_angle_deg, 90.0)
-        if abs(off_deg) > self.annulus_tolerance_deg:  # NaN (no annulus) compares false
+        off_plan = PlannedLine(effect.annulus_angle_deg, self.annulus_tolerance_deg).problem(
+            estimate.annulus_angle_deg
+        )
+        if off_plan is not None:
             estimate.view_state = ViewState.INCONSISTENT
-            _invalidate(
-                estimate,
-                f"annulus line {off_deg:+.1f} deg from the plan's in this view "
-                f"(tolerance {self.annulus_tolerance_deg:g} deg)",
-            )
+            _invalidate(estimate, off_plan)
             return
         estimate.view_state = ViewState.CORRECTED
         if math.isfinite(estimate.depth_mm):
