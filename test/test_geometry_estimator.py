@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from tavi_msgs.msg import Guidance
 
-from tavi_perception.geometry.annulus import PlannedLine
+from tavi_perception.geometry.annulus import PlannedAnnulus
 from tavi_perception.geometry.estimator import (
     AnnulusSource,
     DepthSource,
@@ -605,7 +605,7 @@ def test_a_pedal_gap_during_deployment_does_not_release_the_deployment_latch() -
 
 def test_a_contrast_annulus_off_the_planned_line_falls_back_to_the_pigtail_binding() -> None:
     est = _estimator()
-    est.planned_line = PlannedLine(angle_deg=2.0, tolerance_deg=8.0)
+    est.planned_annulus = PlannedAnnulus(angle_deg=2.0, tolerance_deg=8.0)
     t = _bind(est, _scene())  # the annulus along +x: 2 deg from the plan's line, bound to PT
     turned = _scene()
     turned[Kp.AA1] += (0.0, 12.0)  # AA1 misplaced: the line turns about 11 deg
@@ -613,14 +613,55 @@ def test_a_contrast_annulus_off_the_planned_line_falls_back_to_the_pigtail_bindi
     assert e.annulus_valid and e.annulus_source == AnnulusSource.PIGTAIL_BOUND
     assert e.annulus_angle_deg == pytest.approx(0.0)  # the bound annulus, not the misplaced line
     assert e.valid and e.tip_depth_mm == pytest.approx(4.0)
-    est.planned_line = None  # without a plan the same frame is a contrast annulus
+    est.planned_annulus = None  # without a plan the same frame is a contrast annulus
     e = est.update(t + 0.1, _tracked(t + 0.1, turned, lost=STENT), MM_PER_PX)
     assert e.annulus_source == AnnulusSource.CONTRAST and e.annulus_angle_deg == pytest.approx(-11.3, abs=0.1)
 
 
+def _planned_shape(xy: np.ndarray, with_stj: bool = True) -> PlannedAnnulus:
+    """The plan's shape of ``xy``'s root, placed 37 px left and 11 px up (the plan knows no position)."""
+    offset = np.array([37.0, 11.0])
+    hinges = (xy[[Kp.AA1, Kp.AA2]] - offset) * MM_PER_PX
+    stj = (0.5 * (xy[Kp.STJ1] + xy[Kp.STJ2]) - offset) * MM_PER_PX if with_stj else None
+    return PlannedAnnulus(0.0, 8.0, hinges, stj)
+
+
+def test_the_plan_registered_on_the_detections_is_not_moved_by_one_misplaced_hinge_point() -> None:
+    xy = _scene()
+    misplaced = xy.copy()
+    misplaced[Kp.AA2] += (2.0, 8.0)  # 3.2 mm towards the ventricle, inside the 8 deg tolerance
+    frame = _planned_shape(xy).register(misplaced, MM_PER_PX)
+    np.testing.assert_allclose(frame.origin_px, (230.0, 300.0), atol=1e-9)
+    assert frame.angle_deg == pytest.approx(0.0, abs=1e-9)  # the plan's direction, not the detections'
+    est = _estimator()
+    est.planned_annulus = _planned_shape(xy)
+    e = est.update(0.0, _tracked(0.0, misplaced, lost=STENT), MM_PER_PX)
+    assert e.annulus_source == AnnulusSource.CONTRAST and e.tip_depth_mm == pytest.approx(4.0)
+    est.planned_annulus = None  # read off the detections, the tip reads 1.7 mm shallower
+    e = est.update(0.1, _tracked(0.1, misplaced, lost=STENT), MM_PER_PX)
+    assert e.tip_depth_mm == pytest.approx(2.3, abs=0.01)
+
+
+def test_without_an_stj_in_the_plan_the_registered_line_runs_through_the_hinge_points_mean() -> None:
+    xy = _scene()
+    misplaced = xy.copy()
+    misplaced[Kp.AA2] += (0.0, 8.0)
+    misplaced[Kp.STJ1] += (0.0, 30.0)  # the STJ is not used
+    frame = _planned_shape(xy, with_stj=False).register(misplaced, MM_PER_PX)
+    np.testing.assert_allclose(frame.origin_px, (230.0, 304.0), atol=1e-9)
+    assert frame.angle_deg == pytest.approx(0.0, abs=1e-9)
+
+
+def test_registration_pairs_the_hinge_points_by_direction_when_the_image_x_order_differs() -> None:
+    xy = _scene()
+    plan = _planned_shape(xy)
+    swapped = PlannedAnnulus(plan.angle_deg, plan.tolerance_deg, plan.hinges_mm[::-1], plan.stj_mm)
+    np.testing.assert_allclose(swapped.register(xy, MM_PER_PX).origin_px, (230.0, 300.0), atol=1e-9)
+
+
 def test_a_contrast_annulus_off_the_planned_line_without_a_binding_is_invalid_with_the_reason() -> None:
     est = _estimator()
-    est.planned_line = PlannedLine(angle_deg=20.0, tolerance_deg=8.0)
+    est.planned_annulus = PlannedAnnulus(angle_deg=20.0, tolerance_deg=8.0)
     e = est.update(0.0, _tracked(0.0, _scene(), lost=STENT), MM_PER_PX)
     assert not e.annulus_valid and not e.valid
     assert "contrast annulus line -20.0 deg from the plan's" in e.annulus_reason

@@ -162,6 +162,21 @@ def test_plan_command_prints_the_plan_as_json_and_writes_a_plan_file_the_node_re
     np.testing.assert_allclose(plan.normal_lps, result["annulus_normal_lps"], atol=1e-5)
 
 
+def test_a_typed_in_stj_centre_and_the_label_maps_stj_travel_through_the_plan_file(tmp_path) -> None:
+    nadirs = _ring_nadirs(np.array([28.0, -18.0, -175.0]), np.array([-0.62, -0.30, 0.73]), 12.5)
+    points = tmp_path / "points.yaml"
+    typed = {c: [float(v) for v in p] for c, p in nadirs.items()} | {"stj": [20.0, -22.0, -160.0]}
+    points.write_text(yaml.safe_dump(typed))
+    assert plan_main(["--points", str(points), "--out", str(tmp_path / "out")]) == 0
+    np.testing.assert_allclose(read_plan(tmp_path / "out" / "plan.yaml").stj_centre_lps_mm, typed["stj"])
+    labels = plan_from_labels()  # the STJ of the label map: on the root axis within 1 deg, 19 mm up
+    up_mm = float((labels.stj_centre_lps_mm - labels.centre_lps_mm) @ labels.normal_lps)
+    assert 15.0 < up_mm < 25.0
+    del typed["stj"]
+    points.write_text(yaml.safe_dump(typed))
+    assert read_plan(points).stj_centre_lps_mm is None  # optional
+
+
 def test_plan_command_refuses_a_points_file_without_the_three_nadirs(tmp_path, capsys) -> None:
     points = tmp_path / "nadirs.yaml"
     points.write_text(yaml.safe_dump({"ncc": [0.0, 0.0, 0.0], "lcc": [1.0, 0.0, 0.0]}))

@@ -216,6 +216,29 @@ def test_the_plan_predicts_the_annulus_line_of_the_image_and_a_line_far_from_it_
     assert "from the plan's" in est.invalid_reason
 
 
+@pytest.mark.parametrize("renderer", ["stylised", "ct"])
+def test_the_plan_registered_on_the_simulators_landmarks_lands_on_its_hinge_points(renderer: str) -> None:
+    """The plan's projected shape (parallel projection, the isocentre's scale) against the simulator's
+    perspective keypoints: registered on the exact AA1, AA2 and STJ, and with AA2 misplaced 10 px."""
+    for seed in SEEDS[:4]:
+        case = simulation_case(renderer, seed, view_offset_deg=15.0)
+        sim = create_simulator(renderer, case, image_size=512)
+        frame = sim.step()
+        view = case.imaging.view
+        correction = ViewCorrection(case_plan(case, renderer))
+        planned = correction.planned_annulus(view.lao_deg, view.cran_deg)
+        assert planned.stj_mm is not None
+        xy = frame.keypoints_px.copy()
+        true_origin = 0.5 * (xy[Kp.AA1] + xy[Kp.AA2])
+        angle = math.radians(planned.angle_deg)
+        across = np.array([-math.sin(angle), math.cos(angle)])
+        exact = planned.register(xy, frame.mm_per_px)
+        assert abs(float((exact.origin_px - true_origin) @ across)) * frame.mm_per_px < 0.2
+        xy[Kp.AA2] += 10.0 * across
+        misplaced = planned.register(xy, frame.mm_per_px)
+        assert abs(float((misplaced.origin_px - true_origin) @ across)) * frame.mm_per_px < 0.2
+
+
 def test_the_pipeline_gives_the_annulus_block_the_plans_line_for_the_current_view() -> None:
     from tavi_perception.core.calibration import Calibration
     from tavi_perception.core.carm import CArmPose
@@ -231,10 +254,10 @@ def test_the_pipeline_gives_the_annulus_block_the_plans_line_for_the_current_vie
     frame = sim.step()
     detections = Detections(frame.keypoints_px, frame.visible.astype(float), np.ones(3), "truth")
     pipeline.step_detections(frame.t_s, detections, 256)
-    assert pipeline.estimator.planned_line is None  # no C-arm angles yet
+    assert pipeline.estimator.planned_annulus is None  # no C-arm angles yet
     pipeline.set_carm(CArmPose(view.lao_deg, view.cran_deg))
     pipeline.step_detections(frame.t_s + 0.1, detections, 256)
-    line = pipeline.estimator.planned_line
+    line = pipeline.estimator.planned_annulus
     assert line is not None and line.tolerance_deg == 8.0
     assert line.angle_deg == pytest.approx(view_effect(plan, view.lao_deg, view.cran_deg).annulus_angle_deg)
 

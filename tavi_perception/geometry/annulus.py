@@ -3,10 +3,11 @@
 - CONTRAST when AA1, AA2, STJ1 and STJ2 are all MEASURED this frame; while PT is measured too, the pose
   is bound to PT (:mod:`.binding`). A projected AA1-AA2 distance outside the sanity range is invalid, and
   so is a contrast annulus more than ``annulus_consistency_mm`` from the pigtail-carried one. With a
-  planned annulus line (:class:`PlannedLine`: the preoperative plan's line in the current C-arm view), a
-  contrast annulus whose AA1-AA2 line is further from it than its tolerance is not measured: the hinge
-  points are misplaced (a device over a cusp in an oblique view), and the pigtail-bound annulus, bound on
-  frames that agreed with the plan, is used instead.
+  planned annulus (:class:`PlannedAnnulus`: the preoperative plan in the current C-arm view), a
+  contrast annulus whose AA1-AA2 line is further from the plan's than its tolerance is not measured: the
+  hinge points are misplaced (a device over a cusp in an oblique view), and the pigtail-bound annulus,
+  bound on frames that agreed with the plan, is used instead. A contrast annulus that agrees is the
+  plan's shape registered to the frame's AA1, AA2 and STJ (:meth:`PlannedAnnulus.register`).
 - PIGTAIL_BOUND otherwise, carried by PT's translation with the orientation held, as long as PT is
   usable; PT missing for more than ``pigtail_missing_max_s``, or PT's track restarting (the detector
   jumped and stayed: perhaps another feature), drops the binding (annulus LOST until the next contrast).
@@ -29,7 +30,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from tavi_perception.geometry.binding import PigtailBinding
-from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints, wrap_deg
+from tavi_perception.geometry.frames import (
+    AnnulusFrame,
+    annulus_frame,
+    annulus_frame_from_keypoints,
+    wrap_deg,
+)
 from tavi_perception.geometry.params import GeometryParams
 from tavi_perception.geometry.usability import KeypointUsability
 from tavi_perception.guidance import AnnulusSource, GuidanceEstimate, annulus_fields
@@ -49,11 +55,18 @@ class AnnulusPose:
 
 
 @dataclass(frozen=True)
-class PlannedLine:
-    """Where the preoperative plan puts the annulus line in the current view's image."""
+class PlannedAnnulus:
+    """The preoperative plan seen in the current C-arm view: where it puts the annulus in the image.
+
+    The plan and the C-arm angles fix the projected shape of the root (the hinge points' and the STJ
+    centre's positions relative to each other, in image millimetres at the isocentre); only where it
+    lies in the image is unknown. :meth:`register` places that shape on a frame's detections.
+    """
 
     angle_deg: float  # [deg] image angle of the AA1->AA2 line (as ``Guidance.annulus_angle_deg``)
     tolerance_deg: float  # [deg] largest accepted difference of a measured line
+    hinges_mm: np.ndarray | None = None  # (2, 2) image mm of the AA1- and AA2-side nadirs (AA1: smaller x)
+    stj_mm: np.ndarray | None = None  # (2,) image mm of the STJ centre, when the plan has it
 
     def problem(self, angle_deg: float) -> str | None:
         """Why a measured line at ``angle_deg`` [deg] disagrees with the plan, or None (also for NaN: no
@@ -62,6 +75,32 @@ class PlannedLine:
         if not abs(off_deg) > self.tolerance_deg:
             return None
         return f"annulus line {off_deg:+.1f} deg from the plan's (tolerance {self.tolerance_deg:g} deg)"
+
+    def register(self, xy_px: np.ndarray, mm_per_px: float) -> AnnulusFrame:
+        """The annulus frame of the plan's shape placed on a frame's AA1, AA2 and STJ detections.
+
+        Each landmark says where the shape lies; the placement is their median, along and across the
+        planned annulus line separately. Off the S-curve one hinge point projects inside the contrast
+        silhouette, where nothing in the image marks it, and the detector misplaces it by several pixels
+        in some views; the median of three is not moved by one misplaced landmark (with two, without an
+        STJ in the plan, it is their mean). The line's direction is the plan's, not the detections'.
+        Without a shape (``hinges_mm`` None) the detections' own frame.
+        """
+        if self.hinges_mm is None:
+            return annulus_frame_from_keypoints(xy_px)
+        hinges_px = self.hinges_mm / mm_per_px
+        detected = xy_px[[Kp.AA1, Kp.AA2]]
+        if float((detected[1] - detected[0]) @ (hinges_px[1] - hinges_px[0])) < 0:
+            hinges_px = hinges_px[::-1]  # a chord near the image vertical: the x order may differ
+        stj_mid_px = 0.5 * (xy_px[Kp.STJ1] + xy_px[Kp.STJ2])
+        shifts = list(detected - hinges_px)
+        if self.stj_mm is not None:
+            shifts.append(stj_mid_px - self.stj_mm / mm_per_px)
+        along = hinges_px[1] - hinges_px[0]
+        along /= np.hypot(*along)
+        across = np.array([-along[1], along[0]])
+        shift = sum(float(np.median([s @ axis for s in shifts])) * axis for axis in (along, across))
+        return annulus_frame(hinges_px[0] + shift, hinges_px[1] + shift, stj_mid_px)
 
 
 @dataclass
@@ -110,11 +149,11 @@ class AnnulusTracker:
         t_s: float,
         usable: KeypointUsability,
         est: GuidanceEstimate,
-        planned: PlannedLine | None = None,
+        planned: PlannedAnnulus | None = None,
     ) -> AnnulusPose | None:
         """Fill the annulus block of ``est``; the annulus for the depth blocks, or None when invalid.
 
-        ``planned``: the plan's annulus line in this view, which a contrast annulus must agree with.
+        ``planned``: the plan in this view, which a contrast annulus must agree with and is registered from.
         """
         p = self.params
         tracked = usable.tracked
@@ -145,6 +184,8 @@ class AnnulusTracker:
                 if contrast_problem is None and planned is not None:
                     off_plan = planned.problem(frame.angle_deg)
                     contrast_problem = None if off_plan is None else f"contrast {off_plan}"
+                    if contrast_problem is None:
+                        frame = planned.register(xy, usable.mm_per_px)
         if contrast_problem is None:
             root = frame.origin_px - 0.5 * (xy[Kp.STJ1] + xy[Kp.STJ2])
             root_axis = root / np.hypot(*root)

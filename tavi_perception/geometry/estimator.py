@@ -36,7 +36,7 @@ from __future__ import annotations
 import math
 
 from tavi_perception.geometry.anchor import TipAnchor
-from tavi_perception.geometry.annulus import AnnulusPose, AnnulusTracker, PlannedLine
+from tavi_perception.geometry.annulus import AnnulusPose, AnnulusTracker, PlannedAnnulus
 from tavi_perception.geometry.deployment import DeploymentLatch
 from tavi_perception.geometry.deviations import (
     axis_tilt_deg,
@@ -66,7 +66,7 @@ class GuidanceEstimator:
 
     def __init__(self, params: GeometryParams | None = None) -> None:
         self.params = params or GeometryParams()
-        self.planned_line: PlannedLine | None = None  # the plan's annulus line in the current view
+        self.planned_annulus: PlannedAnnulus | None = None  # the plan's annulus line in the current view
         self.start_sequence()
 
     def start_sequence(self) -> None:
@@ -128,7 +128,7 @@ class GuidanceEstimator:
 
         usable = KeypointUsability(tracked, mm_per_px, p)
         self._anchor.learn(usable)
-        annulus = self._annulus.update(t_s, usable, est, self.planned_line)
+        annulus = self._annulus.update(t_s, usable, est, self.planned_annulus)
         self._catheter(usable, annulus, est)
         self._extraction.update(usable, self._deployment.started, est)
         self._stent(usable, annulus, est)

@@ -13,6 +13,10 @@ Everything is in patient LPS millimetres (x towards the patient's left, y poster
   commissures: the NCC and LCC nadirs are the hinge points of that derivation (cusps placed at the
   stylised phantom's azimuths: RCC anterior, LCC 120° towards the patient's left), the RCC nadir lies
   on the mean annulus circle at the anterior azimuth. Without input the renderer's own CT is used.
+
+The plan may also hold the centre of the sinotubular junction (STJ; from a label map always, typed in
+as ``stj``). With it the plan can be registered to the image through the STJ as well as the two hinge
+points (:class:`tavi_perception.geometry.annulus.PlannedAnnulus`).
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class AnnulusPlan:
     nadirs_lps_mm: dict[str, np.ndarray]  # "ncc", "lcc", "rcc" -> (3,)
     radius_mm: float  # mean distance of the nadirs from the centre
     source: str  # where it came from (a file, or the renderer's CT)
+    stj_centre_lps_mm: np.ndarray | None = None  # (3,) centre of the sinotubular junction, when known
 
     def hinge_chord(self) -> tuple[np.ndarray, np.ndarray]:
         """(midpoint, unit direction NCC -> LCC) of the chord between the two depth-reference nadirs.
@@ -54,8 +59,11 @@ class AnnulusPlan:
         return 0.5 * (ncc + lcc), _unit(lcc - ncc)
 
 
-def plan_from_nadirs(nadirs_lps_mm: dict[str, np.ndarray], source: str = "points") -> AnnulusPlan:
-    """Plane, circle centre and radius through the NCC, LCC and RCC nadirs (module docstring)."""
+def plan_from_nadirs(
+    nadirs_lps_mm: dict[str, np.ndarray], source: str = "points", stj_centre_lps_mm: np.ndarray | None = None
+) -> AnnulusPlan:
+    """Plane, circle centre and radius through the NCC, LCC and RCC nadirs (module docstring), with the
+    STJ centre when given."""
     missing = [c for c in CUSPS if c not in nadirs_lps_mm]
     if missing:
         raise ValueError(
@@ -73,7 +81,8 @@ def plan_from_nadirs(nadirs_lps_mm: dict[str, np.ndarray], source: str = "points
     axb = np.cross(a, b)
     centre = p["ncc"] + (np.cross(axb, a) * (b @ b) + np.cross(b, axb) * (a @ a)) / (2.0 * (axb @ axb))
     radius = float(np.mean([np.linalg.norm(p[c] - centre) for c in CUSPS]))
-    return AnnulusPlan(centre, normal, p, radius, source)
+    stj = None if stj_centre_lps_mm is None else np.asarray(stj_centre_lps_mm, dtype=float).reshape(3)
+    return AnnulusPlan(centre, normal, p, radius, source, stj)
 
 
 def plan_from_landmarks(landmarks: RootLandmarks, source: str) -> AnnulusPlan:
@@ -93,6 +102,7 @@ def plan_from_landmarks(landmarks: RootLandmarks, source: str) -> AnnulusPlan:
         nadirs,
         float(landmarks.annulus_radius_mm),
         source,
+        np.asarray(landmarks.stj_centre_lps, dtype=float).copy(),
     )
 
 
@@ -107,28 +117,35 @@ def plan_from_labels(path: Path | None = None) -> AnnulusPlan:
 
 
 def read_points(path: Path) -> AnnulusPlan:
-    """A plan from a YAML file of typed-in nadirs: ``ncc``, ``lcc``, ``rcc`` as [x, y, z] LPS mm."""
+    """A plan from a YAML file of typed-in points, [x, y, z] LPS mm each: the nadirs ``ncc``, ``lcc``,
+    ``rcc`` and, optionally, the STJ centre ``stj``."""
     data = yaml.safe_load(Path(path).read_text())
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping with keys {', '.join(CUSPS)} ([x, y, z] LPS mm each)")
-    nadirs = {}
-    for cusp in CUSPS:
-        value = data.get(cusp)
+    points = {}
+    for name in (*CUSPS, "stj"):
+        value = data.get(name)
+        if value is None and name == "stj":
+            continue
         if not (isinstance(value, list) and len(value) == 3):
-            raise ValueError(f"{path}: '{cusp}' must be [x, y, z] in LPS millimetres, got {value!r}")
-        nadirs[cusp] = np.array(value, dtype=float)
-    return plan_from_nadirs(nadirs, f"points {path}")
+            raise ValueError(f"{path}: '{name}' must be [x, y, z] in LPS millimetres, got {value!r}")
+        points[name] = np.array(value, dtype=float)
+    stj = points.pop("stj", None)
+    return plan_from_nadirs(points, f"points {path}", stj)
 
 
 def plan_fields(plan: AnnulusPlan) -> dict[str, object]:
     """The annulus part of a plan file (YAML/JSON-friendly; :func:`read_plan` reads it back)."""
-    return {
+    fields: dict[str, object] = {
         "annulus_center_lps_mm": [round(float(v), 3) for v in plan.centre_lps_mm],
         "annulus_normal_lps": [round(float(v), 6) for v in plan.normal_lps],
         "annulus_radius_mm": round(plan.radius_mm, 3),
         "nadirs_lps_mm": {c: [round(float(v), 3) for v in plan.nadirs_lps_mm[c]] for c in CUSPS},
         "source": plan.source,
     }
+    if plan.stj_centre_lps_mm is not None:
+        fields["stj_centre_lps_mm"] = [round(float(v), 3) for v in plan.stj_centre_lps_mm]
+    return fields
 
 
 def read_plan(path: Path) -> AnnulusPlan:
@@ -141,6 +158,8 @@ def read_plan(path: Path) -> AnnulusPlan:
         normal = _unit(np.array(data["annulus_normal_lps"], dtype=float).reshape(3))
         centre = np.array(data["annulus_center_lps_mm"], dtype=float).reshape(3)
         radius = float(data["annulus_radius_mm"])
+        stj = data.get("stj_centre_lps_mm")
+        stj = None if stj is None else np.array(stj, dtype=float).reshape(3)
     except (KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{path}: not a plan file of tavi-perception plan ({err})") from err
-    return AnnulusPlan(centre, normal, nadirs, radius, f"plan {path}")
+    return AnnulusPlan(centre, normal, nadirs, radius, f"plan {path}", stj)

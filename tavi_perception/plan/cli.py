@@ -27,7 +27,8 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument(
         "--points",
         type=Path,
-        help="YAML with the cusp nadirs ncc, lcc, rcc: [x, y, z] in patient LPS mm each",
+        help="YAML with the cusp nadirs ncc, lcc, rcc and optionally the STJ centre stj: [x, y, z] in "
+        "patient LPS mm each",
     )
     p.add_argument("--out", type=Path, default=Path("runs/plan"), help="output folder (default runs/plan)")
     p.add_argument(

@@ -25,10 +25,15 @@ cannot know is the device's own offset from the root axis along the beam's in-pl
 adds its ``sin θ`` share to the residual. Beyond ``limit_deg`` the guidance is made invalid.
 
 The plan also says where the annulus line must lie in the image of this view (``annulus_angle_deg``,
-the patient lying as in the CT). A measured line more than ``annulus_tolerance_deg`` from it means a
-detector error (seen in views far from the training views: 10-25° in steep cranial views) or a patient
-or C-arm that is not where the plan assumes; either way the correction is not sound and the guidance is
-made invalid (``INCONSISTENT``).
+the patient lying as in the CT) and the projected shape of the root (``hinges_image_mm``,
+``stj_image_mm``): the annulus block registers that shape on each contrast frame's AA1, AA2 and STJ
+(:class:`~tavi_perception.geometry.annulus.PlannedAnnulus`) instead of reading the line off two hinge
+points, one of which an oblique view hides inside the contrast. A measured line more than
+``annulus_tolerance_deg`` from the plan's means a detector error (seen in views far from the training
+views: 10-25° in steep cranial views) or a patient or C-arm that is not where the plan assumes; the
+annulus block does not take such a frame, and :meth:`ViewCorrection.apply` makes an estimate carrying
+such a line invalid (``INCONSISTENT``): for the pipeline's estimates, whose line is the registered plan,
+a second line of defence; for estimates made elsewhere, the check.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from enum import IntEnum
 import numpy as np
 
 from tavi_perception.core.carm import view_axes
-from tavi_perception.geometry.annulus import PlannedLine
+from tavi_perception.geometry.annulus import PlannedAnnulus
 from tavi_perception.geometry.deviations import axis_tilt_deg, signed_tilt_deg
 from tavi_perception.geometry.frames import annulus_frame, wrap_deg
 from tavi_perception.guidance import DepthSource, GuidanceEstimate
@@ -72,6 +77,8 @@ class ViewEffect:
     annulus_angle_deg: (
         float  # [deg] image angle of the projected AA1->AA2 line (as Guidance.annulus_angle_deg)
     )
+    hinges_image_mm: np.ndarray  # (2, 2) projected AA1- and AA2-side nadirs, image mm (AA1: smaller x)
+    stj_image_mm: np.ndarray | None  # (2,) projected STJ centre, image mm (None: not in the plan)
 
     def depth_bias_mm(self, true_depth_mm: float) -> float:
         """Image depth minus true depth of a point on the root axis ``true_depth_mm`` below the plane."""
@@ -134,6 +141,8 @@ def view_effect(plan: AnnulusPlan, primary_deg: float, secondary_deg: float) -> 
         tilt_bias_deg=tilt_bias_deg,
         stent_tilt_bias_deg=signed_tilt_deg(frame, fe[0], fe[1]),
         annulus_angle_deg=frame.angle_deg,
+        hinges_image_mm=np.array(aa),
+        stj_image_mm=None if plan.stj_centre_lps_mm is None else image(plan.stj_centre_lps_mm),
     )
 
 
@@ -166,13 +175,16 @@ class ViewCorrection:
         except ValueError as err:
             return str(err)
 
-    def planned_line(self, primary_deg: float, secondary_deg: float) -> PlannedLine | None:
-        """The plan's annulus line in this view, for the annulus block to check contrast frames against;
-        None without a plan, angles or a usable view (the guidance is then UNKNOWN or invalid anyway)."""
+    def planned_annulus(self, primary_deg: float, secondary_deg: float) -> PlannedAnnulus | None:
+        """The plan in this view, for the annulus block to check contrast frames against and register
+        them from; None without a plan, angles or a usable view (the guidance is then UNKNOWN or invalid
+        anyway)."""
         effect = self.effect(primary_deg, secondary_deg)
         if isinstance(effect, str) or effect.obliquity_deg > self.limit_deg:
             return None
-        return PlannedLine(effect.annulus_angle_deg, self.annulus_tolerance_deg)
+        return PlannedAnnulus(
+            effect.annulus_angle_deg, self.annulus_tolerance_deg, effect.hinges_image_mm, effect.stj_image_mm
+        )
 
     def apply(
         self,
@@ -202,7 +214,7 @@ class ViewCorrection:
                 f"view {effect.obliquity_deg:.1f} deg off the annulus plane (limit {self.limit_deg:g} deg)",
             )
             return
-        off_plan = PlannedLine(effect.annulus_angle_deg, self.annulus_tolerance_deg).problem(
+        off_plan = PlannedAnnulus(effect.annulus_angle_deg, self.annulus_tolerance_deg).problem(
             estimate.annulus_angle_deg
         )
         if off_plan is not None:

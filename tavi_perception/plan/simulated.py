@@ -2,7 +2,8 @@
 
 A simulated patient's "preoperative CT" is its own anatomy: for the CT renderer the plan of the CT's
 label map (:func:`~tavi_perception.plan.annulus.plan_from_labels`), for the stylised renderer the plane
-through the phantom's three cusp nadirs. The case's CT root frame only moves the origin, so the plan's
+through the phantom's three cusp nadirs and its STJ centre (on the root axis at the sinus height, where
+the phantom's STJ is). The case's CT root frame only moves the origin, so the plan's
 directions (all the view correction uses) are the case's. Perception gets what an operator's system has:
 that plan and the C-arm's angles, nothing of the simulated truth.
 """
@@ -24,7 +25,8 @@ def case_plan(case: CaseParams, renderer: str) -> AnnulusPlan:
     if renderer == "ct":
         return plan_from_labels(None)
     root = RootGeometry(case.anatomy)
-    return plan_from_nadirs({c.lower(): root.nadir(c) for c in ("NCC", "LCC", "RCC")}, f"case {case.seed}")
+    nadirs = {c.lower(): root.nadir(c) for c in ("NCC", "LCC", "RCC")}
+    return plan_from_nadirs(nadirs, f"case {case.seed}", root.point(root.sinus_height, 0.0, 0.0))
 
 
 def view_parameters(
