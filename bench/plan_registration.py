@@ -48,7 +48,8 @@ METHODS = ("detected", "registered", "registered_without_stj")
 
 
 def _across_error_mm(frame: AnnulusFrame, truth_px: np.ndarray, mm_per_px: float) -> float:
-    """Signed distance [mm] of the true hinge points' midpoint from ``frame``'s line (+ = ventricular)."""
+    """Signed distance [mm] of the true hinge points' midpoint from ``frame``'s line (+: the truth lies on
+    the line's ventricular side)."""
     return float((truth_px - frame.origin_px) @ frame.y_axis) * mm_per_px
 
 
