@@ -66,7 +66,7 @@ class GuidanceEstimator:
 
     def __init__(self, params: GeometryParams | None = None) -> None:
         self.params = params or GeometryParams()
-        self.planned_annulus: PlannedAnnulus | None = None  # the plan's annulus line in the current view
+        self.planned_annulus: PlannedAnnulus | None = None  # the plan as seen in the current view
         self.start_sequence()
 
     def start_sequence(self) -> None:
