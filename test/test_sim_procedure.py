@@ -216,3 +216,13 @@ def test_steering_against_the_tilt_levels_the_frame_edges() -> None:
     levelled = sim.truth_at(0.0, dataclasses.replace(state, steer_deg=-tilt))[1]
     assert abs(levelled.delivery_tilt_deg) < 0.3
     assert levelled.stent_asymmetry_mm < 0.3
+
+
+def test_pinning_the_view_or_magnification_keeps_the_patient_and_the_rest_of_the_draw() -> None:
+    drawn = sample_case(17)
+    pinned = sample_case(17, lao_deg=-20.0, cran_deg=10.0, magnification=1.6)
+    assert (pinned.anatomy, pinned.devices, pinned.motion) == (drawn.anatomy, drawn.devices, drawn.motion)
+    view, before = pinned.imaging.view, drawn.imaging.view
+    assert (view.lao_deg, view.cran_deg) == (-20.0, 10.0) and view.sid_mm / view.sod_mm == pytest.approx(1.6)
+    assert view.sid_mm == before.sid_mm and view.detector_fov_mm == before.detector_fov_mm  # later draws
+    assert dataclasses.replace(pinned.imaging, view=before) == drawn.imaging

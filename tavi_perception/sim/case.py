@@ -209,14 +209,18 @@ def sample_case(
     )
 
     # View: around the S-curve (coplanar) in most cases, off it in some.
-    lao = u(*LAO_RANGE_DEG) if lao_deg is None else float(lao_deg)
+    # a pinned angle or magnification still takes its draw, so every later draw (SID, isocentre, image
+    # quality) is the same as the unpinned case's: pinning changes the view, not the patient or the chain
+    lao = u(*LAO_RANGE_DEG)
+    lao = lao if lao_deg is None else float(lao_deg)
     on_curve = rng.random() < 0.7
     jitter = rng.normal(0, 4) if on_curve else u(-20, 20)
     cran = float(np.clip(s_curve_cran_deg(axis, lao) + jitter, *CRAN_RANGE_DEG))
     if cran_deg is not None:
         cran = float(cran_deg)
     sid = u(950, 1150)
-    mag = u(*MAGNIFICATION_RANGE) if magnification is None else float(magnification)
+    mag = u(*MAGNIFICATION_RANGE)
+    mag = mag if magnification is None else float(magnification)
     probe = CArmView(lao, cran, sid, sid / mag, 200.0)
     _, x_img, y_img = probe.axes()
     iso = axis * u(8, 25) + x_img * u(-12, 12) + y_img * u(-10, 10)
