@@ -166,3 +166,24 @@ def test_loop_on_the_mujoco_delivery_system_records_each_trials_physics_and_neve
     assert trial["physics"] == dataclasses.asdict(sample_physics(trial["case_seed"]))
     log = (out / "logs" / "trial_00" / "simulator_node.log").read_text()
     assert "physics mujoco" in log and "delivery-system physics: PhysicsParams(" in log
+
+
+def test_node_parameters_reach_rcl_with_their_types_also_empty_and_yaml_like_strings() -> None:
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.node import Node
+
+    from tavi_perception.runners.processes import param_arg
+
+    values = {"empty": "", "word_true": "true", "number_text": "1.5", "quote": "it's", "flag": True, "x": 2.0}
+    args = ["--ros-args"]
+    for name, value in values.items():
+        args += ["-p", param_arg(name, value)]
+    context = Context()
+    rclpy.init(args=args, context=context)
+    try:
+        node = Node("param_check", context=context, automatically_declare_parameters_from_overrides=True)
+        assert {name: node.get_parameter(name).value for name in values} == values
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)

@@ -44,11 +44,15 @@ def add_procedure_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def param_arg(name: str, value: object) -> str:
-    """``name:=value`` for ``--ros-args -p`` (booleans lower case, floats always with a decimal point)."""
+    """``name:=value`` for ``--ros-args -p`` (booleans lower case, floats always with a decimal point,
+    strings YAML-quoted: rcl reads the value as YAML, so an empty string would not parse and ``true`` or
+    ``1.5`` would change type)."""
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, float):
         text = repr(value)
+    elif isinstance(value, str):
+        text = "'" + value.replace("'", "''") + "'"
     else:
         text = str(value)
     return f"{name}:={text}"
