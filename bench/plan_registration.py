@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import math
 import shlex
 import sys
 import time
@@ -31,7 +30,7 @@ import numpy as np
 
 from tavi_perception.core.pipeline import shipped_model_path
 from tavi_perception.evaluation.trials import sample_trial
-from tavi_perception.geometry.frames import AnnulusFrame, annulus_frame_from_keypoints
+from tavi_perception.geometry.frames import annulus_frame_from_keypoints, wrap_deg
 from tavi_perception.inference.engines import create_engine, file_sha256
 from tavi_perception.keypoints import Kp
 from tavi_perception.plan.obliquity import ViewCorrection
@@ -45,17 +44,6 @@ from tavi_perception.sim.delivery import DeliveryState
 POSITIONS = ((-10.0, 0.0), (-4.0, 0.0), (0.0, 0.0), (4.0, 0.0), (8.0, 0.0), (6.0, 5.0), (6.0, 10.0))
 ANATOMY = (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2)
 METHODS = ("detected", "registered", "registered_without_stj")
-
-
-def _across_error_mm(frame: AnnulusFrame, truth_px: np.ndarray, mm_per_px: float) -> float:
-    """Signed distance [mm] of the true hinge points' midpoint from ``frame``'s line (+: the truth lies on
-    the line's ventricular side)."""
-    return float((truth_px - frame.origin_px) @ frame.y_axis) * mm_per_px
-
-
-def _angle_error_deg(frame: AnnulusFrame, truth_frame: AnnulusFrame) -> float:
-    """Angle [deg] between ``frame``'s line and the true line, 0..90."""
-    return math.degrees(math.acos(min(1.0, abs(float(frame.x_axis @ truth_frame.x_axis)))))
 
 
 def case_errors(renderer: str, case_seed: int, offset_deg: float, engine) -> dict[str, list[float]]:
@@ -82,8 +70,9 @@ def case_errors(renderer: str, case_seed: int, offset_deg: float, engine) -> dic
             ("registered", planned.register(xy, s)),
             ("registered_without_stj", without_stj.register(xy, s)),
         ):
-            errors[method].append(_across_error_mm(line, truth, s))
-            errors[f"{method}_angle"].append(_angle_error_deg(line, truth_frame))
+            # + : the true midpoint lies on the line's ventricular side; the angle between the lines 0..90
+            errors[method].append(line.to_annulus_mm(truth, s)[1])
+            errors[f"{method}_angle"].append(abs(wrap_deg(line.angle_deg - truth_frame.angle_deg, 90.0)))
     return errors
 
 

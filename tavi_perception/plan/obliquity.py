@@ -214,9 +214,8 @@ class ViewCorrection:
                 f"view {effect.obliquity_deg:.1f} deg off the annulus plane (limit {self.limit_deg:g} deg)",
             )
             return
-        off_plan = PlannedAnnulus(effect.annulus_angle_deg, self.annulus_tolerance_deg).problem(
-            estimate.annulus_angle_deg
-        )
+        planned = self.planned_annulus(primary_deg, secondary_deg)  # a usable view within the limit
+        off_plan = planned.problem(estimate.annulus_angle_deg)
         if off_plan is not None:
             estimate.view_state = ViewState.INCONSISTENT
             _invalidate(estimate, off_plan)

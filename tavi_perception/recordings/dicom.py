@@ -284,7 +284,7 @@ def check_pixels(ds: Dataset, where: str) -> None:
         raise RecordingError(f"{where}: no TransferSyntaxUID in the file meta information")
     try:
         decoder = get_decoder(syntax)
-    except NotImplementedError:  # pydicom's answer for a transfer syntax it has no decoder for
+    except RuntimeError:  # pydicom has no decoder class for this transfer syntax (a RuntimeError subclass)
         raise RecordingError(
             f"{where}: no pixel decoder for transfer syntax {syntax.name} ({syntax}) in pydicom; "
             "export the cine uncompressed, or its video stream as a video file"
