@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import shlex
 import sys
 import time
@@ -38,7 +39,8 @@ from tavi_perception.keypoints import Kp
 from tavi_perception.model.datasets import load_coco_keypoints, read_image
 from tavi_perception.sim.carm import s_curve_cran_deg
 from tavi_perception.sim.ct.simulator import create_simulator, simulation_case
-from tavi_perception.sim.delivery import DeliveryState
+from tavi_perception.sim.delivery import DeliveryRail, DeliveryState
+from tavi_perception.sim.phantom import RootGeometry
 
 # (tip depth below the annulus [mm], capsule retraction [mm]): the valve out by a fifth to two thirds,
 # near its target depth, and the closed capsule there
@@ -47,6 +49,9 @@ POSITIONS = ((4.0, 0.0), (4.0, 8.0), (4.0, 15.0), (4.0, 25.0), (2.0, 30.0))
 GROUPS = {"fe": (Kp.FE1, Kp.FE2), "ct": (Kp.CT,), "ct_capsule_closed": (Kp.CT,)}
 OFFSET_BINS_DEG = ((-20.0, -10.0), (-10.0, -3.0), (-3.0, 3.0), (3.0, 10.0), (10.0, 20.0))
 LINE = (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2)
+# [deg] bins of the delivery axis's angle out of the image plane (the inflow ring's projected ellipse opens
+# with it: minor semi-axis = inflow radius x sin(angle))
+TILT_BINS_DEG = ((0.0, 6.0), (6.0, 10.0), (10.0, 14.0), (14.0, 90.0))
 
 
 def add_errors(
@@ -63,8 +68,9 @@ def add_errors(
 
 def case_depth_errors(
     renderer: str, case_seed: int, offset_deg: float, engines: dict, distance_scale: float = 1.0
-) -> dict:
-    """Per model and point group: detected minus true depth [mm] of every detected point.
+) -> tuple[dict, float]:
+    """Per model and point group: detected minus true depth [mm] of every detected point; and the angle
+    [deg] of the delivery axis out of the image plane (+ = its ventricular end towards the detector).
 
     ``distance_scale`` multiplies the source-detector and source-patient distances (same magnification,
     less perspective: towards a parallel projection).
@@ -77,6 +83,10 @@ def case_depth_errors(
         )
         case = dataclasses.replace(case, imaging=dataclasses.replace(case.imaging, view=view))
     sim = create_simulator(renderer, case)
+    beam = case.imaging.view.axes()[0]
+    axis_out_of_plane_deg = math.degrees(
+        math.asin(float(DeliveryRail(RootGeometry(case.anatomy), case.devices).axis @ beam))
+    )
     errors = {name: {group: [] for group in GROUPS} for name in engines}
     for tip_mm, retraction_mm in POSITIONS:
         sim.place(DeliveryState(tip_mm, retraction_mm))
@@ -87,7 +97,7 @@ def case_depth_errors(
             add_errors(
                 errors[name], frame.keypoints_px, known, frame.mm_per_px, detections, retraction_mm > 0.0
             )
-    return errors
+    return errors, axis_out_of_plane_deg
 
 
 def dataset_depth_errors(folder: Path, engines: dict) -> dict:
@@ -132,6 +142,29 @@ def summary(per_case: list[dict]) -> dict:
             "cases": int(case_means.size),
         }
     return out
+
+
+def tilt_table(by_tilt: list[tuple[float, float, dict]], names: list[str]) -> dict:
+    """Median frame-edge and tip (valve out) depth error by |delivery axis out of the image plane|, per
+    side of the S-curve: does the bias follow the ellipse's opening or the side?"""
+    table: dict = {}
+    for name in names:
+        table[name] = {}
+        for side, on_side in (("caudal", lambda o: o < 0), ("cranial", lambda o: o > 0)):
+            table[name][side] = {}
+            for lo, hi in TILT_BINS_DEG:
+                values = [
+                    e
+                    for offset, tilt, errors in by_tilt
+                    if on_side(offset) and lo <= abs(tilt) < hi
+                    for e in errors[name]["fe"] + errors[name]["ct"]
+                ]
+                if values:
+                    table[name][side][f"{lo:g}-{hi:g}"] = {
+                        "median_mm": float(np.median(values)),
+                        "points": len(values),
+                    }
+    return table
 
 
 def report(offset: str, rows: dict, record: dict) -> None:
@@ -183,14 +216,29 @@ def main() -> None:
         record["wall_s"] = time.time() - started
         args.out.write_text(json.dumps(record, indent=1) + "\n")
         return
+    by_tilt: list[tuple[float, float, dict]] = []  # (offset, axis out of plane, errors per model)
+    record["axis_out_of_plane_deg_mean"] = {}  # |delivery axis out of the image plane| per offset
     for offset in args.offsets:
         per_case = []
         for i in range(args.trials):
             case_seed = sample_trial(args.seed, i).case_seed
-            per_case.append(case_depth_errors(args.renderer, case_seed, offset, engines, args.distance_scale))
+            errors, tilt_deg = case_depth_errors(
+                args.renderer, case_seed, offset, engines, args.distance_scale
+            )
+            per_case.append(errors)
+            by_tilt.append((offset, tilt_deg, errors))
         rows = {name: summary([c[name] for c in per_case]) for name in engines}
         record["offsets"][f"{offset:+g}"] = rows
+        record["axis_out_of_plane_deg_mean"][f"{offset:+g}"] = float(
+            np.mean([abs(t) for o, t, _ in by_tilt if o == offset])
+        )
         report(f"{offset:+g}", rows, record)
+    record["by_axis_out_of_plane"] = tilt_table(by_tilt, list(engines))
+    for side, bins in record["by_axis_out_of_plane"][str(args.model[0])].items():
+        print(
+            f"{side}: "
+            + ", ".join(f"|axis| {b}: {r['median_mm']:+.2f} mm (n {r['points']})" for b, r in bins.items())
+        )
     record["wall_s"] = time.time() - started
     args.out.write_text(json.dumps(record, indent=1) + "\n")
 
