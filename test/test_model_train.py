@@ -85,6 +85,16 @@ def test_fine_tuning_starts_from_the_init_weights_and_records_their_provenance(d
     assert init["training"]["settings"]["steps"] == 2 and tuned["metadata"]["settings"]["init"] == str(base)
 
 
+def test_the_heatmap_network_may_be_fine_tuned_at_another_input_size(data, tmp_path):
+    train, _ = data
+    assert _train(train, tmp_path / "base", "--steps", "1") == 0
+    base = tmp_path / "base" / "last.pt"
+    assert _train(train, tmp_path / "ft", "--steps", "1", "--init", str(base), "--input-size", "96") == 0
+    _, config, meta = load_network(tmp_path / "ft" / "last.pt")
+    assert config.input_size == 96 and meta["init"]["path"] == str(base)
+    assert load_network(base)[1].input_size == 64
+
+
 def test_init_from_another_network_is_refused(data, tmp_path):
     train, _ = data
     assert _train(train, tmp_path / "base", "--steps", "1", "--arch", "baseline") == 0

@@ -22,6 +22,7 @@ the checkpoints and logs.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -248,11 +249,16 @@ def _run_settings(args: argparse.Namespace) -> dict:
 def _init_weights(path: Path, config: ModelConfig) -> tuple[dict, dict]:
     """(weights to start from, their provenance) of a checkpoint with the same network configuration.
 
-    The weights are the EMA ones when present; the provenance (file, SHA-256 and the checkpoint's own
-    training metadata) goes into the new run's metadata, so a fine-tuned model records its whole chain.
+    The heatmap network is fully convolutional, so its weights do not depend on the input size: a
+    checkpoint trained at another size may start a run at this one. The weights are the EMA ones when
+    present; the provenance (file, SHA-256 and the checkpoint's own training metadata) goes into the new
+    run's metadata, so a fine-tuned model records its whole chain.
     """
     state = load_checkpoint(path)
-    if ModelConfig.from_dict(state["config"]) != config:
+    start = ModelConfig.from_dict(state["config"])
+    if config.arch == "heatmap":
+        start = dataclasses.replace(start, input_size=config.input_size)
+    if start != config:
         raise SystemExit(f"--init {path} holds another network: {state['config']}")
     provenance = {"path": str(path), "sha256": file_sha256(path), "training": state.get("metadata", {})}
     return state.get("ema") or state["model"], provenance
