@@ -102,7 +102,7 @@ def case_depth_errors(
 
 def dataset_depth_errors(folder: Path, engines: dict) -> dict:
     """Per model and offset bin: depth errors on ``folder``'s frames with the valve out (module docstring)."""
-    s_curve_normal: dict[int, np.ndarray] = {}  # case seed -> root axis
+    root_axis: dict[int, np.ndarray] = {}  # case seed -> root axis (LPS), for the case's S-curve
     # model -> offset bin -> case -> group -> errors
     errors: dict = {name: {b: {} for b in OFFSET_BINS_DEG} for name in engines}
     for sample in load_coco_keypoints(folder / "annotations.json"):
@@ -110,10 +110,10 @@ def dataset_depth_errors(folder: Path, engines: dict) -> dict:
         if meta["true_geometry"]["deployment_fraction"] <= 0.05 or not sample.visible[list(LINE)].all():
             continue
         seed = meta["case_seed"]
-        if seed not in s_curve_normal:
-            s_curve_normal[seed] = np.array(simulation_case("stylised", seed).anatomy.root_axis_lps)
+        if seed not in root_axis:
+            root_axis[seed] = np.array(simulation_case("stylised", seed).anatomy.root_axis_lps)
         view = meta["c_arm"]
-        offset = view["cran_deg"] - s_curve_cran_deg(s_curve_normal[seed], view["lao_deg"])
+        offset = view["cran_deg"] - s_curve_cran_deg(root_axis[seed], view["lao_deg"])
         bin_ = next((b for b in OFFSET_BINS_DEG if b[0] <= offset < b[1]), None)
         if bin_ is None:
             continue
@@ -168,6 +168,7 @@ def tilt_table(by_tilt: list[tuple[float, float, dict]], names: list[str]) -> di
 
 
 def report(offset: str, rows: dict, record: dict) -> None:
+    """One line per model: each group's mean, median, SD, count and cases read deeper."""
     for name, row in rows.items():
         print(
             f"{offset:>8} deg, model {record['models'][name][:8]}: "

@@ -208,8 +208,9 @@ class PerceptionPipeline:
         tracked = self.tracker.update(t_s, detections.xy_px, detections.visibility)
         t1 = time.perf_counter()
         carm = self._carm or CArmPose()
-        planned = self.view.planned_annulus(carm.primary_angle_deg, carm.secondary_angle_deg)
-        self.estimator.planned_annulus = planned
+        self.estimator.planned_annulus = self.view.planned_annulus(
+            carm.primary_angle_deg, carm.secondary_angle_deg
+        )
         estimate = self.estimator.update(t_s, tracked, mm_per_px)
         fe_span_mm = float(np.hypot(*(tracked.xy_px[Kp.FE2] - tracked.xy_px[Kp.FE1]))) * mm_per_px
         self.view.apply(estimate, carm.primary_angle_deg, carm.secondary_angle_deg, fe_span_mm)

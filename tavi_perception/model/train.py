@@ -219,7 +219,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint-every", type=int, default=200, help="steps between checkpoints (default 200)"
     )
-    p.add_argument("--init", type=Path, help="start from the weights of this checkpoint (fine-tuning)")
+    p.add_argument(
+        "--init",
+        type=Path,
+        help="start from the weights of this checkpoint (fine-tuning; a heatmap checkpoint may have been "
+        "trained at another --input-size)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--stop-after", type=int, help="stop (with a checkpoint) at this step; --resume goes on")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads per process (default: 2)")
