@@ -7,6 +7,11 @@ neither the loop's seed 0 nor a dataset seed) with the view ``D`` degrees off th
 are rendered with the valve partly released and with the capsule closed, run through each model, and
 the detected FE1, FE2 and CT are compared with the simulator's exact keypoints across the true annulus
 line [image mm at the isocentre; + = detected deeper, towards the ventricle].
+Two inflow-centre estimates are compared the same way: the detected FE1-FE2 midpoint, and CP carried
+along CP->CT by the CT-CP distance detected in the case's closed-capsule frame (the anchor: is the bias
+in the valve-out appearance, and does an estimate that avoids it do better?).
+On the stylised renderer each frame edge's error is also binned by how much deeper than the edge the
+frame's inflow crown tips beside it are drawn (``fe_by_crown_tip_offset``).
 
 ``--frames DIR`` measures the same on a rendered dataset's frames instead (a training set, to tell a
 gap in the data from a bias the network keeps on frames it was trained on): frames with the valve out
@@ -16,6 +21,9 @@ and the hinge points and STJ labelled, grouped by their view's offset from the c
         runs/stage8/model.onnx                     # -> bench/results/off_curve_depth_bias.json
     nice .venv/bin/python bench/off_curve_depth_bias.py --frames data/train_off7 \
         --out bench/results/off_curve_depth_bias_train_off7.json
+    nice .venv/bin/python bench/off_curve_depth_bias.py --model models/tavi_keypoints.onnx \
+        runs/diag_offonly/model.onnx runs/diag_ctx4/model.onnx --trials 20 --offsets -15 -5 0 5 15 \
+        --out bench/results/off_curve_depth_bias_mechanism.json
 """
 
 from __future__ import annotations
@@ -39,7 +47,7 @@ from tavi_perception.keypoints import Kp
 from tavi_perception.model.datasets import load_coco_keypoints, read_image
 from tavi_perception.sim.carm import s_curve_cran_deg
 from tavi_perception.sim.ct.simulator import create_simulator, simulation_case
-from tavi_perception.sim.delivery import DeliveryRail, DeliveryState
+from tavi_perception.sim.delivery import LATTICE_POINTS_PER_STRUT, DeliveryRail, DeliveryState
 from tavi_perception.sim.phantom import RootGeometry
 
 # (tip depth below the annulus [mm], capsule retraction [mm]): the valve out by a fifth to two thirds,
@@ -47,11 +55,21 @@ from tavi_perception.sim.phantom import RootGeometry
 POSITIONS = ((4.0, 0.0), (4.0, 8.0), (4.0, 15.0), (4.0, 25.0), (2.0, 30.0))
 # point groups: the frame edges and the tip with the valve out; the tip with the capsule closed
 GROUPS = {"fe": (Kp.FE1, Kp.FE2), "ct": (Kp.CT,), "ct_capsule_closed": (Kp.CT,)}
+# derived inflow-centre estimates with the valve out, against the true FE1-FE2 midpoint: the detected
+# midpoint (what the loop steers on), and CP carried along CP->CT by the CT-CP distance detected in the
+# case's closed-capsule frame (the anchor; in these simulators the inflow centre stays on the shaft)
+DERIVED = ("fe_midpoint", "inflow_anchor")
 OFFSET_BINS_DEG = ((-20.0, -10.0), (-10.0, -3.0), (-3.0, 3.0), (3.0, 10.0), (10.0, 20.0))
 LINE = (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2)
 # [deg] bins of the delivery axis's angle out of the image plane (the inflow ring's projected ellipse opens
 # with it: minor semi-axis = inflow radius x sin(angle))
 TILT_BINS_DEG = ((0.0, 6.0), (6.0, 10.0), (10.0, 14.0), (14.0, 90.0))
+# stylised renderer: the frame's inflow crown tips (the lattice's lowest vertices) near each frame edge.
+# The edge itself, the ring's end, lies between two tips; as the ring's ellipse opens, the tips beside it
+# on the ellipse's deeper half are drawn deeper than the edge by up to the crown spacing's share of the
+# minor semi-axis. Binned by how much deeper the deepest tip within CROWN_NEAR_MM (across) is drawn:
+CROWN_NEAR_MM = 2.0
+CROWN_BINS_MM = ((-90.0, 0.25), (0.25, 0.75), (0.75, 1.5), (1.5, 90.0))
 
 
 def add_errors(
@@ -64,6 +82,48 @@ def add_errors(
             if detections.visibility[k] > 0.5 and known[k]:
                 detected_mm = line.to_annulus_mm(detections.xy_px[k], mm_per_px)[1]
                 errors[group].append(detected_mm - line.to_annulus_mm(truth_px[k], mm_per_px)[1])
+
+
+def add_inflow_errors(
+    errors: dict, truth_px: np.ndarray, mm_per_px: float, detections, ct_cp_closed_mm: float | None
+) -> None:
+    """Append the depth errors [mm] of the ``DERIVED`` inflow-centre estimates (valve out)."""
+    line = annulus_frame_from_keypoints(truth_px)
+    seen = detections.visibility > 0.5
+    xy = detections.xy_px
+
+    def depth_mm(point_px: np.ndarray) -> float:
+        return line.to_annulus_mm(point_px, mm_per_px)[1]
+
+    true_mm = depth_mm(0.5 * (truth_px[Kp.FE1] + truth_px[Kp.FE2]))
+    if seen[Kp.FE1] and seen[Kp.FE2]:
+        errors["fe_midpoint"].append(depth_mm(0.5 * (xy[Kp.FE1] + xy[Kp.FE2])) - true_mm)
+    if ct_cp_closed_mm is not None and seen[Kp.CT] and seen[Kp.CP]:
+        along = (xy[Kp.CT] - xy[Kp.CP]) / np.hypot(*(xy[Kp.CT] - xy[Kp.CP]))
+        errors["inflow_anchor"].append(depth_mm(xy[Kp.CP] + along * ct_cp_closed_mm / mm_per_px) - true_mm)
+
+
+def ct_cp_mm(detections, mm_per_px: float) -> float | None:
+    """The detected CT-CP distance [mm], None unless both are detected."""
+    if (detections.visibility[[Kp.CT, Kp.CP]] > 0.5).all():
+        return float(np.hypot(*(detections.xy_px[Kp.CT] - detections.xy_px[Kp.CP]))) * mm_per_px
+    return None
+
+
+def crown_tip_offsets_mm(sim, state: DeliveryState, frame, line) -> dict:
+    """Per frame edge (FE1, FE2): depth [mm] of the deepest inflow crown tip drawn within
+    ``CROWN_NEAR_MM`` across of it, minus the edge's own depth (NaN when none is that near)."""
+    scene, columns = sim.scene, sim.case.devices.stent_columns
+    vertices = scene.delivery.lattice(state, columns)[0, :-1:LATTICE_POINTS_PER_STRUT]
+    low = vertices[::2]  # row 0 starts at a low vertex and alternates
+    tips = scene.projector.project(low + scene.motion.root_mm(frame.t_s))
+    tips_mm = np.array([line.to_annulus_mm(t, frame.mm_per_px) for t in tips])
+    out = {}
+    for k in (Kp.FE1, Kp.FE2):
+        across_mm, depth_mm = line.to_annulus_mm(frame.keypoints_px[k], frame.mm_per_px)
+        near = np.abs(tips_mm[:, 0] - across_mm) < CROWN_NEAR_MM
+        out[k] = float(tips_mm[near, 1].max() - depth_mm) if near.any() else math.nan
+    return out
 
 
 def case_depth_errors(
@@ -87,16 +147,33 @@ def case_depth_errors(
     axis_out_of_plane_deg = math.degrees(
         math.asin(float(DeliveryRail(RootGeometry(case.anatomy), case.devices).axis @ beam))
     )
-    errors = {name: {group: [] for group in GROUPS} for name in engines}
+    errors = {name: {group: [] for group in (*GROUPS, *DERIVED)} for name in engines}
+    for name in engines:
+        errors[name]["fe_vs_crown"] = []  # (depth error, crown-tip offset) [mm] per frame edge
+    closed_ct_cp_mm: dict[str, float | None] = {}  # per model, from the closed-capsule frame (first)
     for tip_mm, retraction_mm in POSITIONS:
-        sim.place(DeliveryState(tip_mm, retraction_mm))
+        state = DeliveryState(tip_mm, retraction_mm)
+        sim.place(state)
         frame = sim.step()
         known = np.all(np.isfinite(frame.keypoints_px), axis=1)
+        line = annulus_frame_from_keypoints(frame.keypoints_px)
+        crown = crown_tip_offsets_mm(sim, state, frame, line) if renderer == "stylised" else {}
         for name, engine in engines.items():
             detections = engine.infer(frame.image)
             add_errors(
                 errors[name], frame.keypoints_px, known, frame.mm_per_px, detections, retraction_mm > 0.0
             )
+            if retraction_mm == 0.0:
+                closed_ct_cp_mm[name] = ct_cp_mm(detections, frame.mm_per_px)
+            else:
+                add_inflow_errors(
+                    errors[name], frame.keypoints_px, frame.mm_per_px, detections, closed_ct_cp_mm.get(name)
+                )
+                for k, offset_mm in crown.items():
+                    if detections.visibility[k] > 0.5 and math.isfinite(offset_mm):
+                        depth_mm = line.to_annulus_mm(detections.xy_px[k], frame.mm_per_px)[1]
+                        error_mm = depth_mm - line.to_annulus_mm(frame.keypoints_px[k], frame.mm_per_px)[1]
+                        errors[name]["fe_vs_crown"].append((error_mm, offset_mm))
     return errors, axis_out_of_plane_deg
 
 
@@ -127,8 +204,8 @@ def dataset_depth_errors(folder: Path, engines: dict) -> dict:
 def summary(per_case: list[dict]) -> dict:
     """Mean, median, SD and count over frames, and the spread of the per-case means (measured groups)."""
     out = {}
-    for group in GROUPS:
-        if not any(c[group] for c in per_case):
+    for group in (*GROUPS, *DERIVED):
+        if not any(c.get(group) for c in per_case):
             continue
         values = np.concatenate([c[group] for c in per_case if c[group]])
         case_means = np.array([np.mean(c[group]) for c in per_case if c[group]])
@@ -164,6 +241,24 @@ def tilt_table(by_tilt: list[tuple[float, float, dict]], names: list[str]) -> di
                         "median_mm": float(np.median(values)),
                         "points": len(values),
                     }
+    return table
+
+
+def crown_table(per_case: list[dict], names: list[str]) -> dict:
+    """Per model: median frame-edge depth error by the crown-tip offset (``CROWN_BINS_MM``), and the
+    correlation of the two over all frame edges (gross detections, |error| > 4 mm, left out)."""
+    table: dict = {}
+    for name in names:
+        pairs = np.array([p for c in per_case for p in c[name]["fe_vs_crown"]]).reshape(-1, 2)
+        pairs = pairs[np.abs(pairs[:, 0]) <= 4.0]
+        if len(pairs) < 3:
+            continue
+        bins = {}
+        for lo, hi in CROWN_BINS_MM:
+            sel = pairs[(pairs[:, 1] >= lo) & (pairs[:, 1] < hi), 0]
+            if sel.size:
+                bins[f"{lo:g}..{hi:g}"] = {"median_mm": float(np.median(sel)), "points": int(sel.size)}
+        table[name] = {"bins_mm": bins, "correlation": float(np.corrcoef(pairs[:, 0], pairs[:, 1])[0, 1])}
     return table
 
 
@@ -218,6 +313,7 @@ def main() -> None:
         args.out.write_text(json.dumps(record, indent=1) + "\n")
         return
     by_tilt: list[tuple[float, float, dict]] = []  # (offset, axis out of plane, errors per model)
+    all_cases: list[dict] = []
     record["axis_out_of_plane_deg_mean"] = {}  # |delivery axis out of the image plane| per offset
     for offset in args.offsets:
         per_case = []
@@ -227,6 +323,7 @@ def main() -> None:
                 args.renderer, case_seed, offset, engines, args.distance_scale
             )
             per_case.append(errors)
+            all_cases.append(errors)
             by_tilt.append((offset, tilt_deg, errors))
         rows = {name: summary([c[name] for c in per_case]) for name in engines}
         record["offsets"][f"{offset:+g}"] = rows
@@ -240,6 +337,14 @@ def main() -> None:
             f"{side}: "
             + ", ".join(f"|axis| {b}: {r['median_mm']:+.2f} mm (n {r['points']})" for b, r in bins.items())
         )
+    if args.renderer == "stylised":
+        record["fe_by_crown_tip_offset"] = crown_table(all_cases, list(engines))
+        for name, row in record["fe_by_crown_tip_offset"].items():
+            bins = ", ".join(
+                f"{b}: {r['median_mm']:+.2f} (n {r['points']})" for b, r in row["bins_mm"].items()
+            )
+            model = record["models"][name][:8]
+            print(f"model {model}, FE by crown-tip offset [mm] (r {row['correlation']:.2f}): {bins}")
     record["wall_s"] = time.time() - started
     args.out.write_text(json.dumps(record, indent=1) + "\n")
 

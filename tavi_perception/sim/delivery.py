@@ -39,6 +39,7 @@ EXPANSION_LENGTH_MM = 6.0  # frame length between the capsule rim (crimped) and 
 ARCH_DIRECTION_LPS = np.array([0.5, 0.85, 0.0])  # the arch turns towards the patient's left-posterior
 RAIL_PROXIMAL_MM = 260.0  # rail length modelled beyond the bend
 BEND_SAMPLES = 1025  # table of the bend's shape (its integral has no closed form)
+LATTICE_POINTS_PER_STRUT = 3  # samples along each strut of the drawn lattice (its vertices every 3rd)
 GUIDEWIRE_STRAIGHT_MM = 45.0  # wire past the annulus before its pre-shaped curl
 
 
@@ -277,7 +278,7 @@ class DeliverySystem:
         """Stent struts as zigzag rings (rows, points, 3): diamonds between consecutive rings."""
         u_rings = self.ring_u_mm
         rows = len(u_rings) - 1
-        sub = 3  # points per strut
+        sub = LATTICE_POINTS_PER_STRUT
         j = np.arange(2 * columns * sub + 1) / sub  # vertex coordinate along the ring, closed
         phi = j * np.pi / columns
         k = np.arange(rows)[:, None]
