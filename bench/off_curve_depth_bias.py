@@ -10,7 +10,7 @@ line [image mm at the isocentre; + = detected deeper, towards the ventricle].
 Two inflow-centre estimates are compared the same way: the detected FE1-FE2 midpoint, and CP carried
 along CP->CT by the CT-CP distance detected in the case's closed-capsule frame (the anchor: is the bias
 in the valve-out appearance, and does an estimate that avoids it do better?).
-On the stylised renderer each frame edge's error is also binned by how much deeper than the edge the
+Each frame edge's error is also binned by how much deeper than the edge the
 frame's inflow crown tips beside it are drawn (``fe_by_crown_tip_offset``).
 
 ``--frames DIR`` measures the same on a rendered dataset's frames instead (a training set, to tell a
@@ -64,7 +64,7 @@ LINE = (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2)
 # [deg] bins of the delivery axis's angle out of the image plane (the inflow ring's projected ellipse opens
 # with it: minor semi-axis = inflow radius x sin(angle))
 TILT_BINS_DEG = ((0.0, 6.0), (6.0, 10.0), (10.0, 14.0), (14.0, 90.0))
-# stylised renderer: the frame's inflow crown tips (the lattice's lowest vertices) near each frame edge.
+# the frame's inflow crown tips (the lattice's lowest vertices) near each frame edge.
 # The edge itself, the ring's end, lies between two tips; as the ring's ellipse opens, the tips beside it
 # on the ellipse's deeper half are drawn deeper than the edge by up to the crown spacing's share of the
 # minor semi-axis. Binned by how much deeper the deepest tip within CROWN_NEAR_MM (across) is drawn:
@@ -157,7 +157,7 @@ def case_depth_errors(
         frame = sim.step()
         known = np.all(np.isfinite(frame.keypoints_px), axis=1)
         line = annulus_frame_from_keypoints(frame.keypoints_px)
-        crown = crown_tip_offsets_mm(sim, state, frame, line) if renderer == "stylised" else {}
+        crown = crown_tip_offsets_mm(sim, state, frame, line)
         for name, engine in engines.items():
             detections = engine.infer(frame.image)
             add_errors(
@@ -337,14 +337,11 @@ def main() -> None:
             f"{side}: "
             + ", ".join(f"|axis| {b}: {r['median_mm']:+.2f} mm (n {r['points']})" for b, r in bins.items())
         )
-    if args.renderer == "stylised":
-        record["fe_by_crown_tip_offset"] = crown_table(all_cases, list(engines))
-        for name, row in record["fe_by_crown_tip_offset"].items():
-            bins = ", ".join(
-                f"{b}: {r['median_mm']:+.2f} (n {r['points']})" for b, r in row["bins_mm"].items()
-            )
-            model = record["models"][name][:8]
-            print(f"model {model}, FE by crown-tip offset [mm] (r {row['correlation']:.2f}): {bins}")
+    record["fe_by_crown_tip_offset"] = crown_table(all_cases, list(engines))
+    for name, row in record["fe_by_crown_tip_offset"].items():
+        bins = ", ".join(f"{b}: {r['median_mm']:+.2f} (n {r['points']})" for b, r in row["bins_mm"].items())
+        model = record["models"][name][:8]
+        print(f"model {model}, FE by crown-tip offset [mm] (r {row['correlation']:.2f}): {bins}")
     record["wall_s"] = time.time() - started
     args.out.write_text(json.dumps(record, indent=1) + "\n")
 
