@@ -127,13 +127,19 @@ def crown_tip_offsets_mm(sim, state: DeliveryState, frame, line) -> dict:
 
 
 def case_depth_errors(
-    renderer: str, case_seed: int, offset_deg: float, engines: dict, distance_scale: float = 1.0
+    renderer: str,
+    case_seed: int,
+    offset_deg: float,
+    engines: dict,
+    distance_scale: float = 1.0,
+    stent_columns: int | None = None,
 ) -> tuple[dict, float]:
     """Per model and point group: detected minus true depth [mm] of every detected point; and the angle
     [deg] of the delivery axis out of the image plane (+ = its ventricular end towards the detector).
 
     ``distance_scale`` multiplies the source-detector and source-patient distances (same magnification,
-    less perspective: towards a parallel projection).
+    less perspective: towards a parallel projection). ``stent_columns`` replaces the case's number of
+    diamond cells around the frame (so of crown tips around the inflow ring; the cases have 12-15).
     """
     case = simulation_case(renderer, case_seed, view_offset_deg=offset_deg)
     if distance_scale != 1.0:
@@ -142,6 +148,10 @@ def case_depth_errors(
             view, sid_mm=view.sid_mm * distance_scale, sod_mm=view.sod_mm * distance_scale
         )
         case = dataclasses.replace(case, imaging=dataclasses.replace(case.imaging, view=view))
+    if stent_columns is not None:
+        case = dataclasses.replace(
+            case, devices=dataclasses.replace(case.devices, stent_columns=stent_columns)
+        )
     sim = create_simulator(renderer, case)
     beam = case.imaging.view.axes()[0]
     axis_out_of_plane_deg = math.degrees(
@@ -290,6 +300,11 @@ def main() -> None:
         default=1.0,
         help="multiply SID and SOD by this (same magnification, nearly parallel projection for large values)",
     )
+    p.add_argument(
+        "--stent-columns",
+        type=int,
+        help="crown tips around the frame's inflow in every case (default: the case's own, 12-15)",
+    )
     p.add_argument("--out", type=Path, default=Path("bench/results/off_curve_depth_bias.json"))
     args = p.parse_args()
     engines = {str(m): create_engine(m, threads=2) for m in args.model}
@@ -298,6 +313,7 @@ def main() -> None:
         "command": "nice .venv/bin/python bench/off_curve_depth_bias.py " + shlex.join(sys.argv[1:]),
         "renderer": args.renderer,
         "distance_scale": args.distance_scale,
+        "stent_columns": args.stent_columns,
         "models": {str(m): file_sha256(m) for m in args.model},
         "positions_tip_retraction_mm": POSITIONS,
         "offsets": {},
@@ -320,7 +336,7 @@ def main() -> None:
         for i in range(args.trials):
             case_seed = sample_trial(args.seed, i).case_seed
             errors, tilt_deg = case_depth_errors(
-                args.renderer, case_seed, offset, engines, args.distance_scale
+                args.renderer, case_seed, offset, engines, args.distance_scale, args.stent_columns
             )
             per_case.append(errors)
             all_cases.append(errors)
