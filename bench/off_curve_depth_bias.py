@@ -80,27 +80,30 @@ def add_errors(
     for group in ("fe", "ct") if valve_out else ("ct_capsule_closed",):
         for k in GROUPS[group]:
             if detections.visibility[k] > 0.5 and known[k]:
-                detected_mm = line.to_annulus_mm(detections.xy_px[k], mm_per_px)[1]
-                errors[group].append(detected_mm - line.to_annulus_mm(truth_px[k], mm_per_px)[1])
+                errors[group].append(depth_error_mm(line, detections.xy_px[k], truth_px[k], mm_per_px))
+
+
+def depth_error_mm(line, detected_px: np.ndarray, true_px: np.ndarray, mm_per_px: float) -> float:
+    """Detected minus true depth [mm] across the annulus ``line`` (+ = detected deeper)."""
+    return line.to_annulus_mm(detected_px, mm_per_px)[1] - line.to_annulus_mm(true_px, mm_per_px)[1]
 
 
 def add_inflow_errors(
-    errors: dict, truth_px: np.ndarray, mm_per_px: float, detections, ct_cp_closed_mm: float | None
+    errors: dict, line, truth_px: np.ndarray, mm_per_px: float, detections, ct_cp_closed_mm: float | None
 ) -> None:
-    """Append the depth errors [mm] of the ``DERIVED`` inflow-centre estimates (valve out)."""
-    line = annulus_frame_from_keypoints(truth_px)
+    """Append the depth errors [mm] of the ``DERIVED`` inflow-centre estimates (valve out) across the
+    true annulus ``line``."""
     seen = detections.visibility > 0.5
     xy = detections.xy_px
-
-    def depth_mm(point_px: np.ndarray) -> float:
-        return line.to_annulus_mm(point_px, mm_per_px)[1]
-
-    true_mm = depth_mm(0.5 * (truth_px[Kp.FE1] + truth_px[Kp.FE2]))
+    true_px = 0.5 * (truth_px[Kp.FE1] + truth_px[Kp.FE2])
     if seen[Kp.FE1] and seen[Kp.FE2]:
-        errors["fe_midpoint"].append(depth_mm(0.5 * (xy[Kp.FE1] + xy[Kp.FE2])) - true_mm)
+        errors["fe_midpoint"].append(
+            depth_error_mm(line, 0.5 * (xy[Kp.FE1] + xy[Kp.FE2]), true_px, mm_per_px)
+        )
     if ct_cp_closed_mm is not None and seen[Kp.CT] and seen[Kp.CP]:
         along = (xy[Kp.CT] - xy[Kp.CP]) / np.hypot(*(xy[Kp.CT] - xy[Kp.CP]))
-        errors["inflow_anchor"].append(depth_mm(xy[Kp.CP] + along * ct_cp_closed_mm / mm_per_px) - true_mm)
+        anchor_px = xy[Kp.CP] + along * ct_cp_closed_mm / mm_per_px
+        errors["inflow_anchor"].append(depth_error_mm(line, anchor_px, true_px, mm_per_px))
 
 
 def ct_cp_mm(detections, mm_per_px: float) -> float | None:
@@ -177,12 +180,18 @@ def case_depth_errors(
                 closed_ct_cp_mm[name] = ct_cp_mm(detections, frame.mm_per_px)
             else:
                 add_inflow_errors(
-                    errors[name], frame.keypoints_px, frame.mm_per_px, detections, closed_ct_cp_mm.get(name)
+                    errors[name],
+                    line,
+                    frame.keypoints_px,
+                    frame.mm_per_px,
+                    detections,
+                    closed_ct_cp_mm.get(name),
                 )
                 for k, offset_mm in crown.items():
                     if detections.visibility[k] > 0.5 and math.isfinite(offset_mm):
-                        depth_mm = line.to_annulus_mm(detections.xy_px[k], frame.mm_per_px)[1]
-                        error_mm = depth_mm - line.to_annulus_mm(frame.keypoints_px[k], frame.mm_per_px)[1]
+                        error_mm = depth_error_mm(
+                            line, detections.xy_px[k], frame.keypoints_px[k], frame.mm_per_px
+                        )
                         errors[name]["fe_vs_crown"].append((error_mm, offset_mm))
     return errors, axis_out_of_plane_deg
 
@@ -329,7 +338,6 @@ def main() -> None:
         args.out.write_text(json.dumps(record, indent=1) + "\n")
         return
     by_tilt: list[tuple[float, float, dict]] = []  # (offset, axis out of plane, errors per model)
-    all_cases: list[dict] = []
     record["axis_out_of_plane_deg_mean"] = {}  # |delivery axis out of the image plane| per offset
     for offset in args.offsets:
         per_case = []
@@ -339,7 +347,6 @@ def main() -> None:
                 args.renderer, case_seed, offset, engines, args.distance_scale, args.stent_columns
             )
             per_case.append(errors)
-            all_cases.append(errors)
             by_tilt.append((offset, tilt_deg, errors))
         rows = {name: summary([c[name] for c in per_case]) for name in engines}
         record["offsets"][f"{offset:+g}"] = rows
@@ -353,7 +360,7 @@ def main() -> None:
             f"{side}: "
             + ", ".join(f"|axis| {b}: {r['median_mm']:+.2f} mm (n {r['points']})" for b, r in bins.items())
         )
-    record["fe_by_crown_tip_offset"] = crown_table(all_cases, list(engines))
+    record["fe_by_crown_tip_offset"] = crown_table([errors for _, _, errors in by_tilt], list(engines))
     for name, row in record["fe_by_crown_tip_offset"].items():
         bins = ", ".join(f"{b}: {r['median_mm']:+.2f} (n {r['points']})" for b, r in row["bins_mm"].items())
         model = record["models"][name][:8]
