@@ -11,7 +11,11 @@ Two inflow-centre estimates are compared the same way: the detected FE1-FE2 midp
 along CP->CT by the CT-CP distance detected in the case's closed-capsule frame (the anchor: is the bias
 in the valve-out appearance, and does an estimate that avoids it do better?).
 Each frame edge's error is also binned by how much deeper than the edge the
-frame's inflow crown tips beside it are drawn (``fe_by_crown_tip_offset``).
+frame's inflow crown tips beside it are drawn (``fe_by_crown_tip_offset``). ``deepest_tip_reading`` needs
+no model: how deep a perfect detector of that deepest nearby crown tip (the deepest visible point of the
+frame at each side, as a clinician marks it) would read each edge, and how much of that varies from case
+to case (the crown phase is fixed in a case, so no averaging over frames removes it): the floor under a
+frame-edge target redefined as the deepest visible point, with the ring's end derived from it.
 
 ``--frames DIR`` measures the same on a rendered dataset's frames instead (a training set, to tell a
 gap in the data from a bias the network keeps on frames it was trained on): frames with the valve out
@@ -136,9 +140,10 @@ def case_depth_errors(
     engines: dict,
     distance_scale: float = 1.0,
     stent_columns: int | None = None,
-) -> tuple[dict, float]:
-    """Per model and point group: detected minus true depth [mm] of every detected point; and the angle
-    [deg] of the delivery axis out of the image plane (+ = its ventricular end towards the detector).
+) -> tuple[dict, float, list[float]]:
+    """Per model and point group: detected minus true depth [mm] of every detected point; the angle
+    [deg] of the delivery axis out of the image plane (+ = its ventricular end towards the detector); and
+    the crown-tip offset [mm] of every frame edge with the valve out (no model).
 
     ``distance_scale`` multiplies the source-detector and source-patient distances (same magnification,
     less perspective: towards a parallel projection). ``stent_columns`` replaces the case's number of
@@ -163,6 +168,7 @@ def case_depth_errors(
     errors = {name: {group: [] for group in (*GROUPS, *DERIVED)} for name in engines}
     for name in engines:
         errors[name]["fe_vs_crown"] = []  # (depth error, crown-tip offset) [mm] per frame edge
+    crown_offsets_mm: list[float] = []  # model-free: the crown-tip offset of every frame edge, valve out
     closed_ct_cp_mm: dict[str, float | None] = {}  # per model, from the closed-capsule frame (first)
     for tip_mm, retraction_mm in POSITIONS:
         state = DeliveryState(tip_mm, retraction_mm)
@@ -171,6 +177,8 @@ def case_depth_errors(
         known = np.all(np.isfinite(frame.keypoints_px), axis=1)
         line = annulus_frame_from_keypoints(frame.keypoints_px)
         crown = crown_tip_offsets_mm(sim, state, frame, line)
+        if retraction_mm > 0.0:
+            crown_offsets_mm.extend(crown.values())
         for name, engine in engines.items():
             detections = engine.infer(frame.image)
             add_errors(
@@ -193,7 +201,22 @@ def case_depth_errors(
                             line, detections.xy_px[k], frame.keypoints_px[k], frame.mm_per_px
                         )
                         errors[name]["fe_vs_crown"].append((error_mm, offset_mm))
-    return errors, axis_out_of_plane_deg
+    return errors, axis_out_of_plane_deg, crown_offsets_mm
+
+
+def deepest_tip_reading(per_case: list[list[float]]) -> dict:
+    """Depth [mm] at which a perfect detector of the deepest crown tip near each frame edge would read the
+    edge (+ = deeper than the ring's end): mean and SD over edges, and SD of the per-case means (a
+    derivation of the ring's end from such a tip that subtracts a known mean keeps this spread)."""
+    values = np.array([v for case in per_case for v in case])
+    case_means = np.array([np.nanmean(case) for case in per_case if case])
+    return {
+        "mean_mm": float(np.nanmean(values)),
+        "sd_mm": float(np.nanstd(values)),
+        "case_mean_sd_mm": float(np.nanstd(case_means)),
+        "edges": int(np.isfinite(values).sum()),
+        "edges_without_a_tip_near": int(np.isnan(values).sum()),
+    }
 
 
 def dataset_depth_errors(folder: Path, engines: dict) -> dict:
@@ -339,21 +362,29 @@ def main() -> None:
         return
     by_tilt: list[tuple[float, float, dict]] = []  # (offset, axis out of plane, errors per model)
     record["axis_out_of_plane_deg_mean"] = {}  # |delivery axis out of the image plane| per offset
+    record["deepest_tip_reading"] = {}  # per offset, model-free (deepest_tip_reading)
     for offset in args.offsets:
-        per_case = []
+        per_case, crown_per_case = [], []
         for i in range(args.trials):
             case_seed = sample_trial(args.seed, i).case_seed
-            errors, tilt_deg = case_depth_errors(
+            errors, tilt_deg, crown_offsets_mm = case_depth_errors(
                 args.renderer, case_seed, offset, engines, args.distance_scale, args.stent_columns
             )
             per_case.append(errors)
+            crown_per_case.append(crown_offsets_mm)
             by_tilt.append((offset, tilt_deg, errors))
         rows = {name: summary([c[name] for c in per_case]) for name in engines}
         record["offsets"][f"{offset:+g}"] = rows
         record["axis_out_of_plane_deg_mean"][f"{offset:+g}"] = float(
             np.mean([abs(t) for o, t, _ in by_tilt if o == offset])
         )
+        tips = record["deepest_tip_reading"][f"{offset:+g}"] = deepest_tip_reading(crown_per_case)
         report(f"{offset:+g}", rows, record)
+        print(
+            f"{offset:>+8g} deg, deepest crown tip near each edge (no model): {tips['mean_mm']:+.2f} mm "
+            f"(sd {tips['sd_mm']:.2f}, per-case sd {tips['case_mean_sd_mm']:.2f}, n {tips['edges']})",
+            flush=True,
+        )
     record["by_axis_out_of_plane"] = tilt_table(by_tilt, list(engines))
     for side, bins in record["by_axis_out_of_plane"][str(args.model[0])].items():
         print(
