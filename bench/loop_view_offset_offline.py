@@ -41,7 +41,9 @@ FPS = 15.0
 TARGET_MM = 4.0
 
 
-def run_trial(seed: int, index: int, offset_deg: float, correct: bool, engine, max_s: float) -> dict:
+def run_trial(
+    seed: int, index: int, offset_deg: float, correct: bool, engine, max_s: float, refine_engine=None
+) -> dict:
     spec = sample_trial(seed, index)
     case = simulation_case("stylised", spec.case_seed, view_offset_deg=offset_deg)
     schedule = command_schedule(spec.contrast_first_s, spec.contrast_interval_s, spec.contrast_plateau_s)
@@ -53,7 +55,12 @@ def run_trial(seed: int, index: int, offset_deg: float, correct: bool, engine, m
     view = case.imaging.view
     correction = ViewCorrection(case_plan(case, "stylised") if correct else None)
     pipeline = PerceptionPipeline(
-        engine, Calibration(sim.mm_per_px, 512, True, "case"), None, geometry, view=correction
+        engine,
+        Calibration(sim.mm_per_px, 512, True, "case"),
+        None,
+        geometry,
+        view=correction,
+        refine_engine=refine_engine,
     )
     pipeline.set_carm(CArmPose(view.lao_deg, view.cran_deg))
     controller = ReferenceController()
@@ -111,16 +118,26 @@ def main() -> None:
     p.add_argument("--no-view-correction", action="store_true")
     p.add_argument("--max-duration", type=float, default=120.0, help="[s] simulated time per trial")
     p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
+    p.add_argument(
+        "--refine", type=Path, help="valve-refinement model (inference/valve_crop.py); default: none"
+    )
     p.add_argument("--out", type=Path, default=Path("bench/results/loop_view_offset15_offline.json"))
     args = p.parse_args()
     model = args.model or shipped_model_path()
     engine = create_engine(model, threads=2)
+    refine_engine = create_engine(args.refine, threads=2) if args.refine is not None else None
     trials = []
     started = time.time()
     for i in range(args.trials):
         trials.append(
             run_trial(
-                args.seed, i, args.view_offset_deg, not args.no_view_correction, engine, args.max_duration
+                args.seed,
+                i,
+                args.view_offset_deg,
+                not args.no_view_correction,
+                engine,
+                args.max_duration,
+                refine_engine,
             )
         )
         t = trials[-1]
@@ -141,6 +158,8 @@ def main() -> None:
         }
         command = "nice .venv/bin/python bench/loop_view_offset_offline.py " + shlex.join(sys.argv[1:])
         record = {"command": command, "model_sha256": file_sha256(model), "summary": summary}
+        if args.refine is not None:
+            record["refine_model_sha256"] = file_sha256(args.refine)
         record["trials"] = trials
         args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(summary))

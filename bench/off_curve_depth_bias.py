@@ -11,7 +11,9 @@ Two inflow-centre estimates are compared the same way: the detected FE1-FE2 midp
 along CP->CT by the CT-CP distance detected in the case's closed-capsule frame (the anchor: is the bias
 in the valve-out appearance, and does an estimate that avoids it do better?).
 Each frame edge's error is also binned by how much deeper than the edge the
-frame's inflow crown tips beside it are drawn (``fe_by_crown_tip_offset``). ``deepest_tip_reading`` needs
+frame's inflow crown tips beside it are drawn (``fe_by_crown_tip_offset``). With ``--refine MODEL`` the
+frame edges are also read a second time, on a full-resolution crop around each model's
+(``tavi_perception.inference.valve_crop``; group ``fe_refined``). ``deepest_tip_reading`` needs
 no model: how deep a perfect detector of that deepest nearby crown tip (the deepest visible point of the
 frame at each side, as a clinician marks it) would read each edge, and how much of that varies from case
 to case (the crown phase is fixed in a case, so no averaging over frames removes it): the floor under a
@@ -47,6 +49,7 @@ from tavi_perception.core.pipeline import shipped_model_path
 from tavi_perception.evaluation.trials import sample_trial
 from tavi_perception.geometry.frames import annulus_frame_from_keypoints
 from tavi_perception.inference.engines import create_engine, file_sha256
+from tavi_perception.inference.valve_crop import refine
 from tavi_perception.keypoints import Kp
 from tavi_perception.model.datasets import load_coco_keypoints, read_image
 from tavi_perception.sim.carm import s_curve_cran_deg
@@ -63,6 +66,9 @@ GROUPS = {"fe": (Kp.FE1, Kp.FE2), "ct": (Kp.CT,), "ct_capsule_closed": (Kp.CT,)}
 # midpoint (what the loop steers on), and CP carried along CP->CT by the CT-CP distance detected in the
 # case's closed-capsule frame (the anchor; in these simulators the inflow centre stays on the shaft)
 DERIVED = ("fe_midpoint", "inflow_anchor")
+# with --refine: the frame edges read again on a full-resolution crop around the detected ones
+# (tavi_perception.inference.valve_crop), valve out
+REFINED = ("fe_refined",)
 OFFSET_BINS_DEG = ((-20.0, -10.0), (-10.0, -3.0), (-3.0, 3.0), (3.0, 10.0), (10.0, 20.0))
 LINE = (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2)
 # [deg] bins of the delivery axis's angle out of the image plane (the inflow ring's projected ellipse opens
@@ -140,6 +146,7 @@ def case_depth_errors(
     engines: dict,
     distance_scale: float = 1.0,
     stent_columns: int | None = None,
+    refine_engine=None,
 ) -> tuple[dict, float, list[float]]:
     """Per model and point group: detected minus true depth [mm] of every detected point; the angle
     [deg] of the delivery axis out of the image plane (+ = its ventricular end towards the detector); and
@@ -148,6 +155,7 @@ def case_depth_errors(
     ``distance_scale`` multiplies the source-detector and source-patient distances (same magnification,
     less perspective: towards a parallel projection). ``stent_columns`` replaces the case's number of
     diamond cells around the frame (so of crown tips around the inflow ring; the cases have 12-15).
+    ``refine_engine`` reads the frame edges again on the crop around each model's (``REFINED``).
     """
     case = simulation_case(renderer, case_seed, view_offset_deg=offset_deg)
     if distance_scale != 1.0:
@@ -165,7 +173,7 @@ def case_depth_errors(
     axis_out_of_plane_deg = math.degrees(
         math.asin(float(DeliveryRail(RootGeometry(case.anatomy), case.devices).axis @ beam))
     )
-    errors = {name: {group: [] for group in (*GROUPS, *DERIVED)} for name in engines}
+    errors = {name: {group: [] for group in (*GROUPS, *DERIVED, *REFINED)} for name in engines}
     for name in engines:
         errors[name]["fe_vs_crown"] = []  # (depth error, crown-tip offset) [mm] per frame edge
     crown_offsets_mm: list[float] = []  # model-free: the crown-tip offset of every frame edge, valve out
@@ -187,6 +195,13 @@ def case_depth_errors(
             if retraction_mm == 0.0:
                 closed_ct_cp_mm[name] = ct_cp_mm(detections, frame.mm_per_px)
             else:
+                if refine_engine is not None:
+                    refined = refine(refine_engine, frame.image, detections, frame.mm_per_px)
+                    for k in GROUPS["fe"]:
+                        if refined.visibility[k] > 0.5:
+                            errors[name]["fe_refined"].append(
+                                depth_error_mm(line, refined.xy_px[k], frame.keypoints_px[k], frame.mm_per_px)
+                            )
                 add_inflow_errors(
                     errors[name],
                     line,
@@ -246,7 +261,7 @@ def dataset_depth_errors(folder: Path, engines: dict) -> dict:
 def summary(per_case: list[dict]) -> dict:
     """Mean, median, SD and count over frames, and the spread of the per-case means (measured groups)."""
     out = {}
-    for group in (*GROUPS, *DERIVED):
+    for group in (*GROUPS, *DERIVED, *REFINED):
         if not any(c.get(group) for c in per_case):
             continue
         values = np.concatenate([c[group] for c in per_case if c[group]])
@@ -337,9 +352,17 @@ def main() -> None:
         type=int,
         help="crown tips around the frame's inflow in every case (default: the case's own, 12-15)",
     )
+    p.add_argument(
+        "--refine",
+        type=Path,
+        help="valve-refinement model: read the frame edges again on a crop around each model's (fe_refined)",
+    )
     p.add_argument("--out", type=Path, default=Path("bench/results/off_curve_depth_bias.json"))
     args = p.parse_args()
+    if args.refine is not None and args.frames is not None:
+        p.error("--refine measures new cases; it does not apply to --frames")
     engines = {str(m): create_engine(m, threads=2) for m in args.model}
+    refine_engine = create_engine(args.refine, threads=2) if args.refine is not None else None
     started = time.time()
     record = {
         "command": "nice .venv/bin/python bench/off_curve_depth_bias.py " + shlex.join(sys.argv[1:]),
@@ -347,6 +370,7 @@ def main() -> None:
         "distance_scale": args.distance_scale,
         "stent_columns": args.stent_columns,
         "models": {str(m): file_sha256(m) for m in args.model},
+        "refine_model": {str(args.refine): file_sha256(args.refine)} if args.refine is not None else None,
         "positions_tip_retraction_mm": POSITIONS,
         "offsets": {},
     }
@@ -368,7 +392,13 @@ def main() -> None:
         for i in range(args.trials):
             case_seed = sample_trial(args.seed, i).case_seed
             errors, tilt_deg, crown_offsets_mm = case_depth_errors(
-                args.renderer, case_seed, offset, engines, args.distance_scale, args.stent_columns
+                args.renderer,
+                case_seed,
+                offset,
+                engines,
+                args.distance_scale,
+                args.stent_columns,
+                refine_engine,
             )
             per_case.append(errors)
             crown_per_case.append(crown_offsets_mm)

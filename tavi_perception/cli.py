@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "rosbag2 (MCAP/sqlite3) record | play | info | convert (a recording into a bag)",
     ),
     "dataset": ("tavi_perception.sim.dataset", "synthetic fluoroscopy + COCO keypoints + true geometry"),
+    "crops": ("tavi_perception.model.crops", "valve-refinement training crops from rendered datasets"),
     "sim-montage": ("tavi_perception.sim.montage", "PNG of simulator renders with the truth drawn"),
     "train": (
         "tavi_perception.model.train",

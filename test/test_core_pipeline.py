@@ -20,7 +20,9 @@ from tavi_perception.core.roi import Box, RegionOfInterest
 from tavi_perception.geometry.estimator import GeometryParams
 from tavi_perception.inference import create_engine
 from tavi_perception.inference.engines import Detections
-from tavi_perception.sim import ProcedureSimulator
+from tavi_perception.inference.valve_crop import refine
+from tavi_perception.keypoints import Kp
+from tavi_perception.sim import DeliveryState, ProcedureSimulator
 
 CALIBRATION = Calibration(0.5, 0, True, "test")
 
@@ -135,3 +137,24 @@ def test_a_cropped_screen_capture_gives_keypoints_in_the_input_images_pixels(eng
             result.detections.xy_px, alone.detections.xy_px + np.array([100, 30]), atol=1e-6
         )
         assert result.estimate.mm_per_px == 0.5  # the scale of the cropped image
+
+
+def test_a_refinement_engine_reads_the_frame_edges_again_in_the_input_images_pixels(engine) -> None:
+    sim = ProcedureSimulator(3, image_size=256)
+    sim.place(DeliveryState(4.0, 15.0))  # the valve half out: both frame edges seen
+    frame = sim.step().image
+    screen = np.zeros((300, 400), np.uint8)
+    screen[30:286, 100:356] = frame
+    roi = RegionOfInterest(Box(100, 30, 256, 256))
+    plain = PerceptionPipeline(engine, CALIBRATION, roi=roi).step(0.0, None, screen)
+    refined = PerceptionPipeline(engine, CALIBRATION, roi=roi, refine_engine=engine).step(0.0, None, screen)
+    assert isinstance(plain, FrameResult) and isinstance(refined, FrameResult)
+    first = engine.infer(frame)
+    assert (first.visibility[[Kp.FE1, Kp.FE2]] > 0.5).all()
+    expected = refine(engine, frame, first, CALIBRATION.for_width(256)).xy_px + np.array([100, 30])
+    np.testing.assert_allclose(refined.detections.xy_px, expected, atol=1e-6)
+    assert not np.allclose(
+        refined.detections.xy_px[[Kp.FE1, Kp.FE2]], plain.detections.xy_px[[Kp.FE1, Kp.FE2]]
+    )
+    others = [k for k in range(len(Kp)) if k not in (Kp.FE1, Kp.FE2)]
+    np.testing.assert_allclose(refined.detections.xy_px[others], plain.detections.xy_px[others], atol=1e-6)

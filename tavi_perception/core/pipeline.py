@@ -23,6 +23,7 @@ from tavi_perception.core.roi import RegionOfInterest
 from tavi_perception.geometry.estimator import GeometryParams, GuidanceEstimator
 from tavi_perception.guidance import GuidanceEstimate
 from tavi_perception.inference.engines import Detections, InferenceEngine
+from tavi_perception.inference.valve_crop import refine
 from tavi_perception.keypoints import Kp
 from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.share import SOURCE_ROOT, first_file, installed
@@ -50,7 +51,7 @@ class FrameResult:
     tracked: TrackedKeypoints
     estimate: GuidanceEstimate
     admission_ms: float  # [ms] admission rules (stamps, repeat, image quality)
-    infer_ms: float  # [ms] engine (pre-processing, network, post-processing)
+    infer_ms: float  # [ms] engine (pre-processing, network, post-processing; the refinement included)
     track_ms: float  # [ms] tracker update
     geometry_ms: float  # [ms] geometry update
 
@@ -79,6 +80,9 @@ class PerceptionPipeline:
 
     ``view`` corrects each estimate for the C-arm view's obliquity to the preoperative plan's annulus
     plane, with the angles of the last :meth:`set_carm` (:mod:`tavi_perception.plan.obliquity`).
+
+    ``refine_engine``, when given, reads the frame edges a second time on a full-resolution crop around
+    the first reading (:mod:`tavi_perception.inference.valve_crop`), before tracking.
     """
 
     def __init__(
@@ -90,8 +94,10 @@ class PerceptionPipeline:
         admission_params: AdmissionParams | None = None,
         roi: RegionOfInterest | None = None,
         view: ViewCorrection | None = None,
+        refine_engine: InferenceEngine | None = None,
     ) -> None:
         self.engine = engine
+        self.refine_engine = refine_engine
         self.view = view or ViewCorrection(None)
         self.calibration = calibration
         self.admission = FrameAdmission(admission_params)
@@ -132,11 +138,13 @@ class PerceptionPipeline:
         if not admission.admitted:
             return self._unprocessed(t_s, admission)
         detections = self.engine.infer(cropped)
+        mm_per_px = self.calibration.for_width(cropped.shape[1])
+        if self.refine_engine is not None:
+            detections = refine(self.refine_engine, cropped, detections, mm_per_px)
         if origin_px != (0, 0):
             shifted = detections.xy_px + np.asarray(origin_px, dtype=float)
             detections = dataclasses.replace(detections, xy_px=shifted)
         t2 = time.perf_counter()
-        mm_per_px = self.calibration.for_width(cropped.shape[1])
         return self._follow(t_s, admission, detections, mm_per_px, 1e3 * (t1 - t0), 1e3 * (t2 - t1))
 
     def step_detections(

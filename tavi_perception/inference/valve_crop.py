@@ -1,0 +1,106 @@
+"""A second, finer look at the released valve: a fixed-size crop around the frame edges.
+
+The full-frame model sees the frame through a 288 px input (a 512 px frame at 0.56 input px per image
+px). At that scale it cannot tell how far the inflow ring's ellipse is open in an oblique view and reads
+the frame edges deep (docs/plan.md). A crop of ``CROP_MM`` around the detected frame-edge midpoint, at
+full resolution and enlarged to the refinement model's input, shows the ring's crowns several input px
+apart. The crop's size is in millimetres, so every crop has the same scale whatever the detector's pixel
+size.
+
+:func:`crop_window` and :func:`crop` are the geometry (used by the training set and by inference alike);
+:func:`refine` runs a refinement engine on the crop and maps its points back to the frame.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+
+from tavi_perception.inference.engines import Detections, InferenceEngine
+from tavi_perception.keypoints import Kp
+
+CROP_MM = 44.0  # [mm] side of the crop: a 29 mm inflow ring and the first stage's error around it
+REFINED = (Kp.FE1, Kp.FE2)  # the points the refinement replaces
+# [mm] a second reading this far from the first is taken for another structure: the two stages disagree,
+# so the point is dropped (not seen) rather than either reading trusted
+MAX_SHIFT_MM = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CropWindow:
+    """A square window of the frame: top-left corner and side [px]; may extend past the frame."""
+
+    x0_px: int
+    y0_px: int
+    size_px: int
+
+    def _origin(self) -> np.ndarray:
+        return np.array([self.x0_px, self.y0_px], dtype=np.float64)
+
+    def to_crop(self, xy_px: np.ndarray) -> np.ndarray:
+        """Frame pixels -> crop pixels."""
+        return np.asarray(xy_px, dtype=np.float64) - self._origin()
+
+    def to_frame(self, xy_px: np.ndarray) -> np.ndarray:
+        """Crop pixels -> frame pixels."""
+        return np.asarray(xy_px, dtype=np.float64) + self._origin()
+
+    def contains(self, xy_crop_px: np.ndarray) -> np.ndarray:
+        """Whether crop-pixel points lie inside the window."""
+        xy = np.asarray(xy_crop_px, dtype=np.float64)
+        return np.all((xy >= 0.0) & (xy < self.size_px), axis=-1)
+
+
+def crop_window(centre_px: np.ndarray, mm_per_px: float, crop_mm: float = CROP_MM) -> CropWindow:
+    """The window of ``crop_mm`` [mm] centred (to the nearest pixel) on ``centre_px``."""
+    if not (np.isfinite(mm_per_px) and mm_per_px > 0.0):
+        raise ValueError(f"mm_per_px must be positive, got {mm_per_px}")
+    size = max(8, round(crop_mm / mm_per_px))
+    cx, cy = (float(v) for v in centre_px)
+    if not (np.isfinite(cx) and np.isfinite(cy)):
+        raise ValueError(f"crop centre must be finite, got {centre_px}")
+    return CropWindow(round(cx - 0.5 * size), round(cy - 0.5 * size), size)
+
+
+def crop(image: np.ndarray, window: CropWindow) -> np.ndarray:
+    """The window's pixels; parts past the frame's border repeat the border (as a collimator edge would
+    look, without a step the network could read as an edge)."""
+    h, w = image.shape[:2]
+    s = window.size_px
+    pad_x0, pad_y0 = max(0, -window.x0_px), max(0, -window.y0_px)
+    pad_x1, pad_y1 = max(0, window.x0_px + s - w), max(0, window.y0_px + s - h)
+    x0, y0 = window.x0_px + pad_x0, window.y0_px + pad_y0
+    if x0 >= w or y0 >= h or window.x0_px + s <= 0 or window.y0_px + s <= 0:
+        raise ValueError(f"crop window {window} lies outside the {w}x{h} frame")
+    inner = image[y0 : window.y0_px + s - pad_y1, x0 : window.x0_px + s - pad_x1]
+    return cv2.copyMakeBorder(inner, pad_y0, pad_y1, pad_x0, pad_x1, cv2.BORDER_REPLICATE)
+
+
+def refine(
+    engine: InferenceEngine,
+    image: np.ndarray,
+    detections: Detections,
+    mm_per_px: float,
+    max_shift_mm: float = MAX_SHIFT_MM,
+) -> Detections:
+    """``detections`` with FE1/FE2 read again by ``engine`` on the crop around their midpoint.
+
+    Unchanged when the first stage does not see both frame edges. A refined point keeps the lower of the
+    two stages' visibilities; it is not seen (visibility 0) where the refinement places it outside the
+    crop or more than ``max_shift_mm`` from the first reading.
+    """
+    vis = detections.visibility
+    if not (vis[list(REFINED)] > 0.5).all():
+        return detections
+    window = crop_window(0.5 * (detections.xy_px[Kp.FE1] + detections.xy_px[Kp.FE2]), mm_per_px)
+    second = engine.infer(crop(image, window))
+    xy, visibility = detections.xy_px.copy(), vis.copy()
+    inside = window.contains(second.xy_px)
+    for k in REFINED:
+        xy[k] = window.to_frame(second.xy_px[k])
+        shift_mm = float(np.hypot(*(xy[k] - detections.xy_px[k]))) * mm_per_px
+        agree = bool(inside[k]) and shift_mm <= max_shift_mm
+        visibility[k] = min(vis[k], second.visibility[k]) if agree else 0.0
+    return dataclasses.replace(detections, xy_px=xy, visibility=visibility)
