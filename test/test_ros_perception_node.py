@@ -26,9 +26,10 @@ from std_msgs.msg import Float64
 from tavi_msgs.msg import CArmState, Guidance, KeypointArray
 from visualization_msgs.msg import MarkerArray
 
+from tavi_perception.core.pipeline import shipped_model_path
 from tavi_perception.ros.imaging import grey_to_compressed, numpy_to_image
 from tavi_perception.ros.messages import METRIC_FRAME_ID, s_to_stamp, stamp_ns
-from tavi_perception.sim import ProcedureSimulator
+from tavi_perception.sim import DeliveryState, ProcedureSimulator
 
 pytestmark = pytest.mark.ros
 
@@ -137,6 +138,7 @@ def test_lifecycle_activation_with_required_calibration_from_the_latched_topic()
         ("target_depth_mm:=400.0", "maximum"),
         ("inference_threads:=2.5", "expected int"),
         ("model_path:=/nonexistent/model.onnx", "cannot load the model"),
+        ("refine_model_path:=/nonexistent/refine.onnx", "cannot load the refinement model"),
         ("require_calibration:=true", "require_calibration: no explicit calibration"),
         ("device_preset:=nope", "unknown device preset 'nope'"),
     ],
@@ -323,3 +325,16 @@ def test_an_undecodable_compressed_frame_is_answered_invalid(compressed: Session
     frame = _stamped(CompressedImage(format="png", data=b"\x89PNG\r\n\x1a\n not a png"))
     guidance = compressed.answer(frame)
     assert not guidance.valid and guidance.invalid_reason.startswith("bad image: cannot decode")
+
+
+def test_a_refinement_model_is_loaded_and_every_frame_of_the_valve_out_is_answered() -> None:
+    sim = ProcedureSimulator(0, image_size=256)
+    sim.place(DeliveryState(4.0, 15.0))  # the valve half out: the refinement runs on every frame
+    refine_model = str(shipped_model_path())  # a real ONNX file standing in for a trained refinement model
+    with Probe() as probe:
+        session = Session(probe, "-p", f"refine_model_path:={refine_model}", ns="/refined")
+        session.wait_ready()
+        for _ in range(3):
+            guidance = session.answer(_stamped(numpy_to_image(sim.step().image, "mono8")))
+            assert guidance.header.frame_id == "fluoro"
+        assert session.fresh_diagnostics()["refine_model_path"] == refine_model

@@ -130,6 +130,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     AUTOSTART,
     # model
     ParamSpec("model_path", "", "ONNX model (.onnx) or torch checkpoint (.pt); empty: the shipped model"),
+    ParamSpec(
+        "refine_model_path",
+        "",
+        "valve-refinement model: FE1/FE2 read again on a full-resolution crop; empty (default): none",
+    ),
     ParamSpec("backend", "auto", "inference backend", choices=BACKENDS),
     ParamSpec("inference_threads", 2, "[threads] CPU threads of the inference engine", 1, 64),
     ParamSpec(
@@ -376,6 +381,15 @@ class PerceptionNode(ManagedNode):
             self.get_logger().error(f"cannot load the model: {err}")
             return TransitionCallbackReturn.FAILURE
         self._model_sha256 = file_sha256(self._model_path)
+        refine_engine = None
+        if v["refine_model_path"]:
+            try:
+                refine_engine = create_engine(
+                    Path(v["refine_model_path"]), v["backend"], v["inference_threads"], ort_options=ort
+                )
+            except (FileNotFoundError, ValueError, RuntimeError) as err:
+                self.get_logger().error(f"cannot load the refinement model: {err}")
+                return TransitionCallbackReturn.FAILURE
         self._provider_fallback = getattr(engine, "fallback", "")
         if self._provider_fallback:
             self.get_logger().warning(f"inference provider: {self._provider_fallback}")
@@ -397,6 +411,7 @@ class PerceptionNode(ManagedNode):
                 float(v["view_obliquity_limit_deg"]),  # type: ignore[arg-type]
                 float(v["view_annulus_tolerance_deg"]),  # type: ignore[arg-type]
             ),
+            refine_engine,
         )
         if v["carm_angles_given"]:
             self._pipeline.set_carm(CArmPose(v["carm_primary_deg"], v["carm_secondary_deg"]))  # type: ignore[arg-type]
@@ -688,6 +703,7 @@ class PerceptionNode(ManagedNode):
             "provider_fallback": self._provider_fallback,
             "model_path": str(self._model_path),
             "model_sha256": self._model_sha256,
+            "refine_model_path": str(self._values["refine_model_path"]),
             "image": self._image_size,
             "tracking_state": self._tracking_state,
             "last_problem": self._last_problem,
