@@ -68,14 +68,17 @@ def crop(image: np.ndarray, window: CropWindow) -> np.ndarray:
     """The window's pixels; parts past the frame's border repeat the border (as a collimator edge would
     look, without a step the network could read as an edge)."""
     h, w = image.shape[:2]
-    s = window.size_px
-    pad_x0, pad_y0 = max(0, -window.x0_px), max(0, -window.y0_px)
-    pad_x1, pad_y1 = max(0, window.x0_px + s - w), max(0, window.y0_px + s - h)
-    x0, y0 = window.x0_px + pad_x0, window.y0_px + pad_y0
-    if x0 >= w or y0 >= h or window.x0_px + s <= 0 or window.y0_px + s <= 0:
+    x0, y0 = max(0, window.x0_px), max(0, window.y0_px)
+    x1, y1 = min(w, window.x0_px + window.size_px), min(h, window.y0_px + window.size_px)
+    if x1 <= x0 or y1 <= y0:
         raise ValueError(f"crop window {window} lies outside the {w}x{h} frame")
-    inner = image[y0 : window.y0_px + s - pad_y1, x0 : window.x0_px + s - pad_x1]
-    return cv2.copyMakeBorder(inner, pad_y0, pad_y1, pad_x0, pad_x1, cv2.BORDER_REPLICATE)
+    pads = (
+        y0 - window.y0_px,
+        window.y0_px + window.size_px - y1,
+        x0 - window.x0_px,
+        window.x0_px + window.size_px - x1,
+    )
+    return cv2.copyMakeBorder(image[y0:y1, x0:x1], *pads, cv2.BORDER_REPLICATE)
 
 
 def refine(

@@ -22,8 +22,8 @@ import numpy as np
 from tqdm import tqdm
 
 from tavi_perception.inference.valve_crop import CROP_MM, crop, crop_window
-from tavi_perception.keypoints import NUM_KEYPOINTS, Kp
-from tavi_perception.model.datasets import DatasetError
+from tavi_perception.keypoints import KEYPOINT_NAMES, Kp
+from tavi_perception.model.datasets import DatasetError, Sample, load_coco_keypoints, read_image
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,18 +38,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def crop_entry(image: dict, annotation: dict, rng: np.random.Generator, jitter_mm: float):
-    """(window, keypoints in the crop) of one source frame, or None when FE1/FE2 are not both labelled."""
-    kps = np.asarray(annotation["keypoints"], dtype=np.float64).reshape(-1, 3)
-    if len(kps) != NUM_KEYPOINTS:
-        raise DatasetError(f"image {image['id']}: {len(kps)} keypoints, expected {NUM_KEYPOINTS}")
-    if kps[Kp.FE1, 2] <= 0 or kps[Kp.FE2, 2] <= 0:
+def crop_entry(sample: Sample, rng: np.random.Generator, jitter_mm: float):
+    """(window, COCO keypoints in the crop) of a source frame, or None unless FE1 and FE2 are labelled."""
+    if not sample.visible[[Kp.FE1, Kp.FE2]].all():
         return None
-    mm_per_px = float(image["mm_per_px"])
+    mm_per_px = float(sample.meta["mm_per_px"])
     offset_px = rng.uniform(-jitter_mm, jitter_mm, 2) / mm_per_px
-    window = crop_window(0.5 * (kps[Kp.FE1, :2] + kps[Kp.FE2, :2]) + offset_px, mm_per_px)
-    xy = window.to_crop(kps[:, :2])
-    shown = (kps[:, 2] > 0) & window.contains(xy)
+    window = crop_window(0.5 * (sample.xy_px[Kp.FE1] + sample.xy_px[Kp.FE2]) + offset_px, mm_per_px)
+    xy = window.to_crop(sample.xy_px)
+    shown = sample.visible & window.contains(xy)
     out: list[float] = []
     for (x, y), v in zip(xy, shown, strict=True):
         out += [round(float(x), 2), round(float(y), 2), 2] if v else [0.0, 0.0, 0]
@@ -62,53 +59,45 @@ def main(argv: list[str]) -> int:
         raise SystemExit(f"--jitter-mm must be >= 0, got {args.jitter_mm}")
     (args.out / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(args.seed)
-    images, annotations, categories = [], [], None
+    images, annotations = [], []
     for folder in args.data:
         try:
-            coco = json.loads((folder / "annotations.json").read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise SystemExit(f"cannot read {folder / 'annotations.json'}: {err}") from err
-        categories = categories or coco["categories"]
-        by_image = {a["image_id"]: a for a in coco["annotations"]}
-        for image in tqdm(coco["images"], desc=f"crops of {folder}", disable=args.quiet):
-            entry = (
-                crop_entry(image, by_image[image["id"]], rng, args.jitter_mm)
-                if image["id"] in by_image
-                else None
-            )
+            samples = load_coco_keypoints(folder / "annotations.json")
+        except DatasetError as err:
+            raise SystemExit(str(err)) from err
+        for sample in tqdm(samples, desc=f"crops of {folder}", disable=args.quiet):
+            entry = crop_entry(sample, rng, args.jitter_mm)
             if entry is None:
                 continue
             window, kps = entry
-            source = cv2.imread(str(folder / image["file_name"]), cv2.IMREAD_UNCHANGED)
-            if source is None:
-                raise SystemExit(f"cannot read {folder / image['file_name']}")
+            try:
+                source = read_image(sample.image_path)
+            except DatasetError as err:
+                raise SystemExit(str(err)) from err
             image_id = len(images) + 1
             name = f"images/{image_id:06d}.png"
             cv2.imwrite(str(args.out / name), crop(source, window))
-            fields = {k: v for k, v in image.items() if k not in ("id", "file_name", "width", "height")}
             images.append(
                 {
                     "id": image_id,
                     "file_name": name,
                     "width": window.size_px,
                     "height": window.size_px,
-                    **fields,
-                    "crop_of": str(folder / image["file_name"]),
+                    **sample.meta,
+                    "crop_of": str(sample.image_path),
                     "crop_x0_px": window.x0_px,
                     "crop_y0_px": window.y0_px,
                 }
             )
-            shown = sum(1 for v in kps[2::3] if v)
-            area = window.size_px**2
             annotations.append(
                 {
                     "id": image_id,
                     "image_id": image_id,
                     "category_id": 1,
                     "keypoints": kps,
-                    "num_keypoints": shown,
+                    "num_keypoints": sum(1 for v in kps[2::3] if v),
                     "bbox": [0, 0, window.size_px, window.size_px],
-                    "area": area,
+                    "area": window.size_px**2,
                     "iscrowd": 0,
                 }
             )
@@ -118,7 +107,7 @@ def main(argv: list[str]) -> int:
         "info": {"description": "tavi_perception valve crops"},
         "images": images,
         "annotations": annotations,
-        "categories": categories,
+        "categories": [{"id": 1, "name": "tavi", "keypoints": list(KEYPOINT_NAMES)}],
     }
     (args.out / "annotations.json").write_text(json.dumps(coco_out))
     info = {
