@@ -1,17 +1,23 @@
-"""``tavi-perception eval`` on a tiny generated dataset: table, JSON last line, baseline side by side."""
+"""``tavi-perception eval`` on tiny datasets: table, JSON last line, baseline beside it, valve refinement."""
 
 from __future__ import annotations
 
 import json
 
+import cv2
+import numpy as np
 import pytest
 import torch
 from keypoint_data import write_coco_dataset
 
 from tavi_perception.cli import main as cli_main
+from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, shipped_model_path
+from tavi_perception.keypoints import KEYPOINT_NAMES
 from tavi_perception.model.checkpoint import save_checkpoint
 from tavi_perception.model.export import export
 from tavi_perception.model.networks import ModelConfig, build_model
+from tavi_perception.sim.delivery import DeliveryState
+from tavi_perception.sim.simulator import ProcedureSimulator
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +66,53 @@ def test_eval_reports_a_missing_dataset_as_a_usage_error(setup, tmp_path, capsys
     _, model, _ = setup
     assert cli_main(["eval", "--model", str(model), "--data", str(tmp_path / "none")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def valve_out_frames(tmp_path_factory):
+    """Four simulated frames with the valve half released, as a dataset with each frame's mm_per_px."""
+    root = tmp_path_factory.mktemp("valve_out")
+    (root / "images").mkdir()
+    sim = ProcedureSimulator(0, image_size=256)
+    sim.place(DeliveryState(4.0, 15.0))
+    images, annotations = [], []
+    for i in range(4):
+        frame = sim.step()
+        cv2.imwrite(str(root / f"images/f{i}.png"), frame.image)
+        kps = np.concatenate([frame.keypoints_px, 2.0 * frame.visible[:, None]], axis=1)
+        kps[~frame.visible] = 0.0
+        images.append(
+            {
+                "id": i,
+                "file_name": f"images/f{i}.png",
+                "width": 256,
+                "height": 256,
+                "mm_per_px": frame.mm_per_px,
+            }
+        )
+        annotations.append({"id": i, "image_id": i, "category_id": 1, "keypoints": kps.ravel().tolist()})
+    categories = [{"id": 1, "name": "tavi", "keypoints": list(KEYPOINT_NAMES)}]
+    coco = {"images": images, "annotations": annotations, "categories": categories}
+    (root / "annotations.json").write_text(json.dumps(coco))
+    return root
+
+
+def test_eval_with_refine_reads_only_the_frame_edges_again(valve_out_frames, capsys):
+    argv = ["eval", "--model", str(shipped_model_path()), "--data", str(valve_out_frames), "--json"]
+    assert cli_main(argv) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    refine_model = str(shipped_model_path(SHIPPED_REFINE_MODEL))
+    assert cli_main([*argv, "--refine", refine_model]) == 0
+    refined = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plain["refine"] is None and refined["refine"] == refine_model
+    for name in ("FE1", "FE2"):
+        assert refined["keypoints"][name]["tp"] == 4
+        assert refined["keypoints"][name]["mean_error_px"] != plain["keypoints"][name]["mean_error_px"]
+    others = set(KEYPOINT_NAMES) - {"FE1", "FE2"}
+    assert {k: refined["keypoints"][k] for k in others} == {k: plain["keypoints"][k] for k in others}
+
+
+def test_eval_with_refine_needs_each_frames_scale(setup, capsys):
+    data, model, _ = setup  # frames without mm_per_px
+    assert cli_main(["eval", "--model", str(model), "--data", str(data), "--refine", str(model)]) == 2
+    assert "needs each frame's mm_per_px" in capsys.readouterr().err

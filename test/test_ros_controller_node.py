@@ -112,7 +112,7 @@ def test_an_inactive_controller_commands_nothing_while_guidance_arrives_and_comm
             return sum(
                 d.status[0].message == "inactive"
                 for d in diagnostics
-                if d.status[0].name.startswith("controller")
+                if d.status[0].name == "/controller_node: reference controller"
             )
 
         # a report of the configured, inactive node (its first comes a second after configure), while

@@ -26,7 +26,7 @@ from std_msgs.msg import Float64
 from tavi_msgs.msg import CArmState, Guidance, KeypointArray
 from visualization_msgs.msg import MarkerArray
 
-from tavi_perception.core.pipeline import shipped_model_path
+from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, shipped_model_path
 from tavi_perception.ros.imaging import grey_to_compressed, numpy_to_image
 from tavi_perception.ros.messages import METRIC_FRAME_ID, s_to_stamp, stamp_ns
 from tavi_perception.sim import DeliveryState, ProcedureSimulator
@@ -101,10 +101,13 @@ class Session:
         return found()
 
     def fresh_diagnostics(self) -> dict[str, object]:
-        """The values of a /diagnostics published after this call."""
+        """The values of this node's /diagnostics status published after this call (the topic is shared:
+        the status is named for the node's fully qualified name, so other nodes' are told apart)."""
         count = len(self.diagnostics)
-        assert self.probe.spin_until(lambda: len(self.diagnostics) > count, 10), "no /diagnostics"
-        status = self.diagnostics[-1].status[0]
+        name = f"{self.ns}perception_node: pipeline"
+        mine = lambda: [m.status[0] for m in self.diagnostics[count:] if m.status[0].name == name]  # noqa: E731
+        assert self.probe.spin_until(lambda: bool(mine()), 10), f"no /diagnostics status named {name!r}"
+        status = mine()[-1]
         return {"level": status.level, "message": status.message} | {kv.key: kv.value for kv in status.values}
 
 
@@ -138,14 +141,17 @@ def test_lifecycle_activation_with_required_calibration_from_the_latched_topic()
         ("target_depth_mm:=400.0", "maximum"),
         ("inference_threads:=2.5", "expected int"),
         ("model_path:=/nonexistent/model.onnx", "cannot load the model"),
-        ("refine_model_path:=/nonexistent/refine.onnx", "cannot load the refinement model"),
+        (
+            "refine_valve:=true -p refine_model_path:=/nonexistent/refine.onnx",
+            "cannot load the refinement model",
+        ),
         ("require_calibration:=true", "require_calibration: no explicit calibration"),
         ("device_preset:=nope", "unknown device preset 'nope'"),
     ],
 )
 def test_bad_parameters_stop_the_node_with_a_clear_error(override: str, expected: str) -> None:
     with Probe() as probe:
-        node = probe.start(MODULE, ["-p", override])
+        node = probe.start(MODULE, [arg for p in override.split(" -p ") for arg in ("-p", p)])
         code, output = node.wait(timeout_s=60)
     assert code != 0
     assert expected in output, output
@@ -327,24 +333,14 @@ def test_an_undecodable_compressed_frame_is_answered_invalid(compressed: Session
     assert not guidance.valid and guidance.invalid_reason.startswith("bad image: cannot decode")
 
 
-def test_a_refinement_model_is_loaded_and_every_frame_of_the_valve_out_is_answered() -> None:
+def test_the_valve_refinement_loads_the_shipped_model_and_answers_every_frame_of_the_valve_out() -> None:
     sim = ProcedureSimulator(0, image_size=256)
     sim.place(DeliveryState(4.0, 15.0))  # the valve half out: the refinement runs on every frame
-    refine_model = str(shipped_model_path())  # a real ONNX file standing in for a trained refinement model
+    refine_model = str(shipped_model_path(SHIPPED_REFINE_MODEL))
     with Probe() as probe:
-        session = Session(probe, "-p", f"refine_model_path:={refine_model}", ns="/refined")
+        session = Session(probe, "-p", "refine_valve:=true", ns="/refined")
         session.wait_ready()
         for _ in range(3):
             guidance = session.answer(_stamped(numpy_to_image(sim.step().image, "mono8")))
             assert guidance.header.frame_id == "fluoro"
-        # /diagnostics is shared with this module's other nodes: look for this node's status among them
-        count = len(session.diagnostics)
-
-        def reported() -> bool:
-            return any(
-                kv.key == "refine_model_path" and kv.value == refine_model
-                for msg in session.diagnostics[count:]
-                for kv in msg.status[0].values
-            )
-
-        assert probe.spin_until(reported, 10), "no /diagnostics with the refinement model's path"
+        assert session.fresh_diagnostics()["refine_model_path"] == refine_model

@@ -26,7 +26,7 @@ from tavi_perception.guidance import AnnulusSource
 from tavi_perception.physics import sample_physics
 from tavi_perception.ros.messages import METRIC_FRAME_ID, stamp_ns
 from tavi_perception.ros.recorder import LoopRecorder
-from tavi_perception.runners.loop import _parser, run_trial
+from tavi_perception.runners.loop import _parser, node_specs, run_trial
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 NS = 1_000_000_000
@@ -187,3 +187,12 @@ def test_node_parameters_reach_rcl_with_their_types_also_empty_and_yaml_like_str
         node.destroy_node()
     finally:
         rclpy.shutdown(context=context)
+
+
+def test_refine_asks_the_perception_node_for_the_valve_refinement_and_nothing_else_changes(tmp_path) -> None:
+    spec = sample_trial(0, 0)
+    plain = node_specs(spec, _parser().parse_args(["--out", str(tmp_path)]))
+    refined = node_specs(spec, _parser().parse_args(["--out", str(tmp_path), "--refine"]))
+    assert "refine_valve" not in plain[0].params
+    assert refined[0].params == {**plain[0].params, "refine_valve": True}
+    assert [n.params for n in refined[1:]] == [n.params for n in plain[1:]]

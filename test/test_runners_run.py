@@ -15,10 +15,12 @@ from ros_graph import run_cli
 from rosbags.rosbag2 import Reader
 from tavi_msgs.msg import Guidance, KeypointArray
 
+from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, shipped_model_path
 from tavi_perception.devices import load_presets
 from tavi_perception.recordings.synthetic import simulated_frames, write_xa_cine
 from tavi_perception.ros.bagtypes import typestore
 from tavi_perception.runners.run import main as run_main
+from tavi_perception.sim import DeliveryState, ProcedureSimulator
 
 FRAMES = 8
 
@@ -250,3 +252,22 @@ def test_a_region_of_interest_crops_a_screen_capture_and_keeps_input_pixels(tmp_
         assert plain_row["verdict"] == screen_row["verdict"] == "admitted"
         assert float(screen_row["CT_x_px"]) == pytest.approx(float(plain_row["CT_x_px"]) + 60, abs=1e-5)
         assert float(screen_row["CT_y_px"]) == pytest.approx(float(plain_row["CT_y_px"]) + 20, abs=1e-5)
+
+
+def test_refine_reads_the_frame_edges_again_and_the_record_names_the_model(tmp_path: Path, capsys) -> None:
+    sim = ProcedureSimulator(0, image_size=256)
+    sim.place(DeliveryState(4.0, 15.0))  # the valve half out: both frame edges in every frame
+    cine = write_xa_cine(tmp_path / "valve.dcm", np.stack([sim.step().image for _ in range(4)]))
+    rows = {}
+    for name, extra in (("plain", ()), ("refined", ("--refine",))):
+        out = tmp_path / name
+        code, _, _ = _run(capsys, str(cine), "--out", str(out), "--no-video", "--no-bag", *extra)
+        assert code == 0
+        with (out / "frames.csv").open() as f:
+            rows[name] = list(csv.DictReader(f))
+    refined_record = json.loads((tmp_path / "refined" / "run.json").read_text())
+    assert refined_record["refine_model"] == str(shipped_model_path(SHIPPED_REFINE_MODEL))
+    assert json.loads((tmp_path / "plain" / "run.json").read_text())["refine_model"] is None
+    assert "valve refinement | `" in (tmp_path / "refined" / "report.md").read_text()
+    for plain, refined in zip(rows["plain"], rows["refined"], strict=True):
+        assert refined["FE1_x_px"] != plain["FE1_x_px"] or refined["FE1_y_px"] != plain["FE1_y_px"]

@@ -74,7 +74,7 @@ def test_node_follows_the_clock_one_frame_per_period_with_ground_truth_matching_
         # once frames flow: exactly one frame per clock step, stamped with it
         assert len(stamps) >= 20 and stamps == sent_ns[-len(stamps) :]
         report = {kv.key: kv.value for kv in diagnostics[-1].status[0].values}
-        assert diagnostics[-1].status[0].name.startswith("simulator_node") and int(report["frames"]) > 0
+        assert diagnostics[-1].status[0].name == "/simulator_node: fluoroscopy" and int(report["frames"]) > 0
         image = images[3]
         assert image.encoding == "mono8" and (image.width, image.height) == (256, 256)
         assert image.header.frame_id == "fluoro_test"

@@ -30,15 +30,17 @@ from tavi_perception.share import SOURCE_ROOT, first_file, installed
 from tavi_perception.tracking import KeypointTracker, TrackedKeypoints, TrackerParams
 
 SHIPPED_MODEL = "tavi_keypoints.onnx"
+SHIPPED_REFINE_MODEL = "tavi_valve_refine.onnx"  # the valve refinement's second look (valve_crop.py)
 
 
-def shipped_model_path() -> Path:
-    """The shipped model: installed share folders (AMENT_PREFIX_PATH, this prefix), then the source tree.
+def shipped_model_path(name: str = SHIPPED_MODEL) -> Path:
+    """A shipped model (default: the keypoint model; :data:`SHIPPED_REFINE_MODEL`: the valve refinement):
+    installed share folders (AMENT_PREFIX_PATH, this prefix), then the source tree.
 
     Raises ``FileNotFoundError`` listing where it looked.
     """
-    candidates = [*installed("models", SHIPPED_MODEL), SOURCE_ROOT / "models" / SHIPPED_MODEL]
-    return first_file(candidates, f"shipped model {SHIPPED_MODEL}")
+    candidates = [*installed("models", name), SOURCE_ROOT / "models" / name]
+    return first_file(candidates, f"shipped model {name}")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,10 @@ one JSON object: the overall figures of ``--model`` (precision, recall, f1, mean
 loc_acc_5pct, tp, fp, fn), ``frames``, ``empty_frames`` (frames with no keypoint annotated, e.g. negatives,
 and how many of them had no keypoint detected), ``groups``, ``keypoints``, ``baseline`` when given, and
 ``compare``, the same summary of each ``--compare`` model in order, when given.
+
+``--refine MODEL`` runs every model with the valve refinement as the perception node's ``refine_valve``
+does (:func:`tavi_perception.inference.valve_crop.refine`: FE1/FE2 read again on a crop of the frame); the
+crop is sized in millimetres, so every frame needs its ``mm_per_px`` (the simulator's datasets have it).
 """
 
 from __future__ import annotations
@@ -24,18 +28,36 @@ from tqdm import tqdm
 
 from tavi_perception.evaluation.metrics import compute_metrics, format_table, json_safe
 from tavi_perception.inference.engines import BACKENDS, create_engine
+from tavi_perception.inference.valve_crop import refine
 from tavi_perception.model.datasets import DatasetError, Sample, load_samples, read_image
 
 
 def evaluate_model(
-    model_path: Path, samples: list[Sample], backend: str = "auto", threads: int = 2, threshold: float = 0.5
+    model_path: Path,
+    samples: list[Sample],
+    backend: str = "auto",
+    threads: int = 2,
+    threshold: float = 0.5,
+    refine_path: Path | None = None,
 ) -> tuple[dict, str]:
-    """(metrics, backend string) of one model over ``samples``."""
+    """(metrics, backend string) of one model over ``samples``, with the valve refinement by the model at
+    ``refine_path`` when given (every sample then needs ``meta["mm_per_px"]``: ``ValueError`` otherwise)."""
     engine = create_engine(model_path, backend=backend, threads=threads)
+    refine_engine = None
+    if refine_path is not None:
+        refine_engine = create_engine(refine_path, backend=backend, threads=threads)
+        unscaled = [s.image_path.name for s in samples if not s.meta.get("mm_per_px")]
+        if unscaled:
+            raise ValueError(
+                f"--refine needs each frame's mm_per_px; {len(unscaled)} lack it ({unscaled[0]}, ...)"
+            )
     xy = np.zeros((len(samples), 11, 2))
     vis = np.zeros((len(samples), 11))
     for i, s in enumerate(tqdm(samples, desc=f"eval {model_path.name}", file=sys.stderr, leave=False)):
-        det = engine.infer(read_image(s.image_path))
+        image = read_image(s.image_path)
+        det = engine.infer(image)
+        if refine_engine is not None:
+            det = refine(refine_engine, image, det, float(s.meta["mm_per_px"]))
         xy[i], vis[i] = det.xy_px, det.visibility
     gt_xy = np.stack([s.xy_px for s in samples])
     gt_vis = np.stack([s.visible for s in samples])
@@ -69,6 +91,9 @@ def main(argv: list[str]) -> int:
     p.add_argument("--threads", type=int, default=2, help="inference threads (default: 2)")
     p.add_argument("--threshold", type=float, default=0.5, help="visibility threshold (default: 0.5)")
     p.add_argument("--limit", type=int, help="evaluate only the first N frames")
+    p.add_argument(
+        "--refine", type=Path, help="valve-refinement model run after every model (e.g. the shipped one)"
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not 0.0 < args.threshold < 1.0:
@@ -82,7 +107,7 @@ def main(argv: list[str]) -> int:
         for label, path in models:
             if path is not None:
                 results[label], backends[label] = evaluate_model(
-                    path, samples, args.backend, args.threads, args.threshold
+                    path, samples, args.backend, args.threads, args.threshold, args.refine
                 )
     except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"tavi-perception eval: {err}", file=sys.stderr)
@@ -92,9 +117,12 @@ def main(argv: list[str]) -> int:
         "baseline": f"{args.baseline.stem} (baseline)" if args.baseline else "",
     } | {f"compare{i}": path.stem for i, path in enumerate(args.compare)}
     title = f"{args.data}: {len(samples)} frames, visibility threshold {args.threshold}, errors at 512² px"
+    if args.refine is not None:
+        title += f", valve refinement {args.refine}"
     print(format_table({labels[k]: v for k, v in results.items()}, title=title))
     if args.json:
         out = summary(results["model"], args.model, backends["model"])
+        out["refine"] = None if args.refine is None else str(args.refine)
         if "baseline" in results:
             out["baseline"] = summary(results["baseline"], args.baseline, backends["baseline"])
         if args.compare:

@@ -173,7 +173,15 @@ class ControllerNode(ManagedNode):
             "last_reason": self._last_reason,
         }
         array = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
-        array.status = [status("controller_node: reference controller", "controller", level, message, values)]
+        array.status = [
+            status(
+                f"{self.get_fully_qualified_name()}: reference controller",
+                "controller",
+                level,
+                message,
+                values,
+            )
+        ]
         self._diag.publish(array)
 
 

@@ -78,6 +78,7 @@ from tavi_perception.core.calibration import Calibration, calibration_from_param
 from tavi_perception.core.carm import CArmPose
 from tavi_perception.core.overlay import OverlayRenderer
 from tavi_perception.core.pipeline import (
+    SHIPPED_REFINE_MODEL,
     FrameResult,
     PerceptionPipeline,
     UnprocessedFrame,
@@ -130,11 +131,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     AUTOSTART,
     # model
     ParamSpec("model_path", "", "ONNX model (.onnx) or torch checkpoint (.pt); empty: the shipped model"),
-    ParamSpec(
-        "refine_model_path",
-        "",
-        "valve-refinement model: FE1/FE2 read again on a full-resolution crop; empty (default): none",
-    ),
+    ParamSpec("refine_valve", False, "read FE1/FE2 again on a full-resolution crop of the valve"),
+    ParamSpec("refine_model_path", "", "with refine_valve: the refinement model; empty: the shipped model"),
     ParamSpec("backend", "auto", "inference backend", choices=BACKENDS),
     ParamSpec("inference_threads", 2, "[threads] CPU threads of the inference engine", 1, 64),
     ParamSpec(
@@ -361,6 +359,7 @@ class PerceptionNode(ManagedNode):
         self._pipeline: PerceptionPipeline | None = None
         self._model_path = Path()
         self._model_sha256 = ""
+        self._refine_model_path = ""  # the valve refinement's model; empty: none
         self._provider_fallback = ""
         self._subscription = None
         self._calibration_subscription = None
@@ -381,15 +380,20 @@ class PerceptionNode(ManagedNode):
             self.get_logger().error(f"cannot load the model: {err}")
             return TransitionCallbackReturn.FAILURE
         self._model_sha256 = file_sha256(self._model_path)
-        refine_engine = None
-        if v["refine_model_path"]:
+        refine_engine, self._refine_model_path = None, ""
+        if v["refine_valve"]:
             try:
-                refine_engine = create_engine(
-                    Path(v["refine_model_path"]), v["backend"], v["inference_threads"], ort_options=ort
+                refine_path = (
+                    Path(v["refine_model_path"])
+                    if v["refine_model_path"]
+                    else shipped_model_path(SHIPPED_REFINE_MODEL)
                 )
+                threads = v["inference_threads"]
+                refine_engine = create_engine(refine_path, v["backend"], threads, ort_options=ort)
             except (FileNotFoundError, ValueError, RuntimeError) as err:
                 self.get_logger().error(f"cannot load the refinement model: {err}")
                 return TransitionCallbackReturn.FAILURE
+            self._refine_model_path = str(refine_path)
         self._provider_fallback = getattr(engine, "fallback", "")
         if self._provider_fallback:
             self.get_logger().warning(f"inference provider: {self._provider_fallback}")
@@ -703,7 +707,7 @@ class PerceptionNode(ManagedNode):
             "provider_fallback": self._provider_fallback,
             "model_path": str(self._model_path),
             "model_sha256": self._model_sha256,
-            "refine_model_path": str(self._values["refine_model_path"]),
+            "refine_model_path": self._refine_model_path,
             "image": self._image_size,
             "tracking_state": self._tracking_state,
             "last_problem": self._last_problem,
@@ -719,7 +723,9 @@ class PerceptionNode(ManagedNode):
         else:
             level, message = DiagnosticStatus.WARN, self._last_problem or "tracking degraded"
         array = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
-        array.status = [status("perception_node: pipeline", "perception", level, message, values)]
+        array.status = [
+            status(f"{self.get_fully_qualified_name()}: pipeline", "perception", level, message, values)
+        ]
         self._diagnostics_pub.publish(array)
 
 

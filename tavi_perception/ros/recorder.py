@@ -14,6 +14,8 @@ from tavi_perception.ros.messages import guidance_row, stamp_ns
 from tavi_perception.ros.standalone import IsolatedNode
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+# the /diagnostics status of the loop's perception node (named for its fully qualified name)
+PERCEPTION_STATUS = "/perception_node: pipeline"
 
 
 def keypoint_row(msg: KeypointArray, truth: bool) -> KeypointRow:
@@ -65,7 +67,7 @@ class LoopRecorder(IsolatedNode):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for st in msg.status:
-            if st.name.startswith("perception_node"):
+            if st.name == PERCEPTION_STATUS:
                 self.perception_diagnostics = {kv.key: kv.value for kv in st.values}
 
     def spin_once(self, timeout_s: float) -> None:

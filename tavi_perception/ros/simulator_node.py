@@ -508,7 +508,9 @@ class SimulatorNode(ManagedNode):
         else:
             level, message = DiagnosticStatus.OK, ""
         array = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
-        array.status = [status("simulator_node: fluoroscopy", "simulator", level, message, values)]
+        array.status = [
+            status(f"{self.get_fully_qualified_name()}: fluoroscopy", "simulator", level, message, values)
+        ]
         self._diag.publish(array)
 
 

@@ -98,6 +98,8 @@ def node_specs(args: argparse.Namespace) -> list[NodeSpec]:
     }
     if args.model:
         perception["model_path"] = str(Path(args.model).resolve())
+    if args.refine:
+        perception["refine_valve"] = True
     simulator = {
         "seed": int(args.seed),
         "drive": "command",

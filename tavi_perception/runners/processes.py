@@ -39,6 +39,12 @@ def add_procedure_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--tolerance", type=float, default=1.0, help="[mm] depth tolerance (default 1)")
     p.add_argument("--model", default="", help="model file (default: the shipped models/tavi_keypoints.onnx)")
+    p.add_argument(
+        "--refine",
+        action="store_true",
+        help="read the frame edges again on a full-resolution crop of the valve (perception_node's "
+        "refine_valve: the shipped models/tavi_valve_refine.onnx)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -41,6 +41,7 @@ from tqdm import tqdm
 
 from tavi_perception.core.carm import CArmPose
 from tavi_perception.core.pipeline import (
+    SHIPPED_REFINE_MODEL,
     FrameResult,
     PerceptionPipeline,
     UnprocessedFrame,
@@ -213,6 +214,7 @@ def _write_report(path: Path, record: dict, files: dict[str, str]) -> None:
         ),
         ("device preset", _fmt(record.get("device_preset"))),
         ("model", f"`{record['model']}` ({record['backend']})"),
+        ("valve refinement", f"`{record['refine_model']}`" if record.get("refine_model") else "off"),
         (
             "speed: reading + perception",
             f"{_fmt(summary['processing_fps'])} frames/s "
@@ -265,6 +267,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, help="[1/s] frame rate (overrides the file)")
     parser.add_argument("--model", type=Path, help="ONNX or torch model (default: the shipped model)")
     parser.add_argument(
+        "--refine",
+        action="store_true",
+        help="read the frame edges again on a full-resolution crop of the valve (the shipped "
+        "models/tavi_valve_refine.onnx)",
+    )
+    parser.add_argument(
         "--device-preset", help="valve/delivery system of config/devices.yaml, e.g. evolut-r-26"
     )
     parser.add_argument(
@@ -312,10 +320,17 @@ def main(argv: list[str]) -> int:
         geometry, device_source, warnings = device_geometry(args.device_preset or "", GeometryParams())
         model = args.model or shipped_model_path()
         engine = create_engine(model, threads=args.threads)
+        refine_model = shipped_model_path(SHIPPED_REFINE_MODEL) if args.refine else None
+        refine_engine = None if refine_model is None else create_engine(refine_model, threads=args.threads)
         roi = RegionOfInterest(Box(*args.roi) if args.roi else None, auto=args.roi_auto)
         view = ViewCorrection(read_plan(args.plan) if args.plan else None, args.view_limit_deg)
         pipeline = PerceptionPipeline(
-            engine, recording.info.calibration(), geometry_params=geometry, roi=roi, view=view
+            engine,
+            recording.info.calibration(),
+            geometry_params=geometry,
+            roi=roi,
+            view=view,
+            refine_engine=refine_engine,
         )
         info = recording.info
         angles = args.carm_angles or (info.primary_angle_deg, info.secondary_angle_deg)
@@ -328,6 +343,7 @@ def main(argv: list[str]) -> int:
             "command": "tavi-perception run " + shlex.join(argv),
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "model": str(model),
+            "refine_model": None if refine_model is None else str(refine_model),
             "backend": engine.backend,
             "device_preset": args.device_preset or None,
             "device_values": device_source,
