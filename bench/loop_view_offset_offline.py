@@ -9,7 +9,7 @@ Truth is the simulator's coplanar truth, scored as ``trial_result`` scores it: s
 |final depth error| <= 1 mm and final asymmetry < 2 mm; moves on invalid guidance counted per frame.
 
     nice .venv/bin/python bench/loop_view_offset_offline.py --trials 20 --view-offset-deg 15
-    # -> bench/results/loop_view_offset15_offline.json
+    # -> bench/results/loop_view_offset15_offline.json (--renderer ct: the CT renderer, ~4x slower)
 """
 
 from __future__ import annotations
@@ -42,18 +42,25 @@ TARGET_MM = 4.0
 
 
 def run_trial(
-    seed: int, index: int, offset_deg: float, correct: bool, engine, max_s: float, refine_engine=None
+    seed: int,
+    index: int,
+    offset_deg: float,
+    correct: bool,
+    engine,
+    max_s: float,
+    refine_engine=None,
+    renderer: str = "stylised",
 ) -> dict:
     spec = sample_trial(seed, index)
-    case = simulation_case("stylised", spec.case_seed, view_offset_deg=offset_deg)
+    case = simulation_case(renderer, spec.case_seed, view_offset_deg=offset_deg)
     schedule = command_schedule(spec.contrast_first_s, spec.contrast_interval_s, spec.contrast_plateau_s)
-    sim = create_simulator("stylised", case, fps=FPS, contrast=schedule)
+    sim = create_simulator(renderer, case, fps=FPS, contrast=schedule)
     sim.place(DeliveryState(spec.start_tip_mm, 0.0))
     geometry = GeometryParams(
         valve_frame_height_mm=case.devices.frame_height_mm, cp_cd_length_mm=case.devices.cp_cd_closed_mm
     )
     view = case.imaging.view
-    correction = ViewCorrection(case_plan(case, "stylised") if correct else None)
+    correction = ViewCorrection(case_plan(case, renderer) if correct else None)
     pipeline = PerceptionPipeline(
         engine,
         Calibration(sim.mm_per_px, 512, True, "case"),
@@ -115,6 +122,7 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--view-offset-deg", type=float, default=15.0)
+    p.add_argument("--renderer", choices=("stylised", "ct"), default="stylised")
     p.add_argument("--no-view-correction", action="store_true")
     p.add_argument("--max-duration", type=float, default=120.0, help="[s] simulated time per trial")
     p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
@@ -138,6 +146,7 @@ def main() -> None:
                 engine,
                 args.max_duration,
                 refine_engine,
+                args.renderer,
             )
         )
         t = trials[-1]
