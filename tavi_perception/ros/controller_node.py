@@ -175,7 +175,8 @@ class ControllerNode(ManagedNode):
         array = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
         array.status = [
             status(
-                f"{self.get_fully_qualified_name()}: reference controller",
+                self.get_fully_qualified_name(),
+                "reference controller",
                 "controller",
                 level,
                 message,

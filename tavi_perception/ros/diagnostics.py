@@ -50,9 +50,22 @@ class LatencyWindow:
         return len(self._values)
 
 
+def status_name(node_name: str, component: str) -> str:
+    """The status name of a node's ``component``: ``node_name`` is the node's fully qualified name, so
+    nodes in different namespaces are told apart on the shared /diagnostics topic."""
+    return f"{node_name}: {component}"
+
+
 def status(
-    name: str, hardware_id: str, level: bytes, message: str, values: dict[str, object]
+    node_name: str,
+    component: str,
+    hardware_id: str,
+    level: bytes,
+    message: str,
+    values: dict[str, object],
 ) -> DiagnosticStatus:
-    """A DiagnosticStatus with ``values`` as key/value strings (floats with 3 decimals)."""
+    """A DiagnosticStatus named :func:`status_name` with ``values`` as key/value strings (floats with 3
+    decimals)."""
     pairs = [KeyValue(key=k, value=f"{v:.3f}" if isinstance(v, float) else str(v)) for k, v in values.items()]
+    name = status_name(node_name, component)
     return DiagnosticStatus(name=name, hardware_id=hardware_id, level=level, message=message, values=pairs)

@@ -724,7 +724,7 @@ class PerceptionNode(ManagedNode):
             level, message = DiagnosticStatus.WARN, self._last_problem or "tracking degraded"
         array = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
         array.status = [
-            status(f"{self.get_fully_qualified_name()}: pipeline", "perception", level, message, values)
+            status(self.get_fully_qualified_name(), "pipeline", "perception", level, message, values)
         ]
         self._diagnostics_pub.publish(array)
 

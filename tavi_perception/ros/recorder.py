@@ -9,13 +9,13 @@ from sensor_msgs.msg import Image
 from tavi_msgs.msg import Guidance, KeypointArray, ManipulatorCommand
 
 from tavi_perception.evaluation.report import CommandRow, GuidanceRow, KeypointRow
+from tavi_perception.ros.diagnostics import status_name
 from tavi_perception.ros.imaging import image_to_numpy
 from tavi_perception.ros.messages import guidance_row, stamp_ns
 from tavi_perception.ros.standalone import IsolatedNode
 
 RELIABLE = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
-# the /diagnostics status of the loop's perception node (named for its fully qualified name)
-PERCEPTION_STATUS = "/perception_node: pipeline"
+PERCEPTION_STATUS = status_name("/perception_node", "pipeline")  # the loop's perception node
 
 
 def keypoint_row(msg: KeypointArray, truth: bool) -> KeypointRow:

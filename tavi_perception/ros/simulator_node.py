@@ -509,7 +509,7 @@ class SimulatorNode(ManagedNode):
             level, message = DiagnosticStatus.OK, ""
         array = DiagnosticArray(header=Header(stamp=self.get_clock().now().to_msg()))
         array.status = [
-            status(f"{self.get_fully_qualified_name()}: fluoroscopy", "simulator", level, message, values)
+            status(self.get_fully_qualified_name(), "fluoroscopy", "simulator", level, message, values)
         ]
         self._diag.publish(array)
 
