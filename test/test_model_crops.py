@@ -85,3 +85,11 @@ def test_crops_without_any_frame_edges_is_an_error(tmp_path, rendered):
     (rendered / "annotations.json").write_text(json.dumps(coco))
     with pytest.raises(SystemExit, match="nothing to crop"):
         cli.main(["crops", "--data", str(rendered), "--out", str(tmp_path / "none"), "--quiet"])
+
+
+def test_a_frame_without_its_scale_is_refused_with_its_name(tmp_path, rendered):
+    coco = json.loads((rendered / "annotations.json").read_text())
+    del coco["images"][0]["mm_per_px"]  # e.g. a COCO export of another tool
+    (rendered / "annotations.json").write_text(json.dumps(coco))
+    with pytest.raises(SystemExit, match=r"f1\.png: no mm_per_px"):
+        cli.main(["crops", "--data", str(rendered), "--out", str(tmp_path / "out"), "--quiet"])

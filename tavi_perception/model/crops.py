@@ -39,9 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def crop_entry(sample: Sample, rng: np.random.Generator, jitter_mm: float):
-    """(window, COCO keypoints in the crop) of a source frame, or None unless FE1 and FE2 are labelled."""
+    """(window, COCO keypoints in the crop) of a source frame, or None unless FE1 and FE2 are labelled.
+
+    Raises ``DatasetError`` for a frame without ``mm_per_px``."""
     if not sample.visible[[Kp.FE1, Kp.FE2]].all():
         return None
+    if not sample.meta.get("mm_per_px"):  # the crop is sized in millimetres
+        raise DatasetError(f"{sample.image_path}: no mm_per_px in its image entry, so no crop size")
     mm_per_px = float(sample.meta["mm_per_px"])
     offset_px = rng.uniform(-jitter_mm, jitter_mm, 2) / mm_per_px
     window = crop_window(0.5 * (sample.xy_px[Kp.FE1] + sample.xy_px[Kp.FE2]) + offset_px, mm_per_px)
@@ -66,7 +70,10 @@ def main(argv: list[str]) -> int:
         except DatasetError as err:
             raise SystemExit(str(err)) from err
         for sample in tqdm(samples, desc=f"crops of {folder}", disable=args.quiet):
-            entry = crop_entry(sample, rng, args.jitter_mm)
+            try:
+                entry = crop_entry(sample, rng, args.jitter_mm)
+            except DatasetError as err:
+                raise SystemExit(f"tavi-perception crops: {err}") from err
             if entry is None:
                 continue
             window, kps = entry
