@@ -31,6 +31,7 @@ from tavi_perception.core.pipeline import FrameResult, PerceptionPipeline, shipp
 from tavi_perception.evaluation.trials import SUCCESS_DEPTH_MM, SYMMETRIC_MM, sample_trial
 from tavi_perception.geometry.params import GeometryParams
 from tavi_perception.inference.engines import create_engine, file_sha256
+from tavi_perception.inference.refinement import ROOT, VALVE, Refinement
 from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.plan.simulated import case_plan
 from tavi_perception.ros.simulator_node import command_schedule
@@ -48,7 +49,7 @@ def run_trial(
     correct: bool,
     engine,
     max_s: float,
-    refine_engine=None,
+    refinements: tuple[Refinement, ...] = (),
     renderer: str = "stylised",
 ) -> dict:
     spec = sample_trial(seed, index)
@@ -67,7 +68,7 @@ def run_trial(
         None,
         geometry,
         view=correction,
-        refine_engine=refine_engine,
+        refinements=refinements,
     )
     pipeline.set_carm(CArmPose(view.lao_deg, view.cran_deg))
     controller = ReferenceController()
@@ -127,13 +128,18 @@ def main() -> None:
     p.add_argument("--max-duration", type=float, default=120.0, help="[s] simulated time per trial")
     p.add_argument("--model", type=Path, default=None, help="model file (default: the shipped model)")
     p.add_argument(
-        "--refine", type=Path, help="valve-refinement model (inference/valve_crop.py); default: none"
+        "--refine", type=Path, help="valve-refinement model (inference/refinement.py); default: none"
     )
+    p.add_argument("--refine-root", type=Path, help="root-refinement model; default: none")
     p.add_argument("--out", type=Path, default=Path("bench/results/loop_view_offset15_offline.json"))
     args = p.parse_args()
     model = args.model or shipped_model_path()
     engine = create_engine(model, threads=2)
-    refine_engine = create_engine(args.refine, threads=2) if args.refine is not None else None
+    refinements = tuple(
+        Refinement(target, create_engine(path, threads=2))
+        for target, path in ((VALVE, args.refine), (ROOT, args.refine_root))
+        if path is not None
+    )
     trials = []
     started = time.time()
     for i in range(args.trials):
@@ -145,7 +151,7 @@ def main() -> None:
                 not args.no_view_correction,
                 engine,
                 args.max_duration,
-                refine_engine,
+                refinements,
                 args.renderer,
             )
         )
@@ -169,6 +175,8 @@ def main() -> None:
         record = {"command": command, "model_sha256": file_sha256(model), "summary": summary}
         if args.refine is not None:
             record["refine_model_sha256"] = file_sha256(args.refine)
+        if args.refine_root is not None:
+            record["root_refine_model_sha256"] = file_sha256(args.refine_root)
         record["trials"] = trials
         args.out.write_text(json.dumps(record, indent=1) + "\n")
     print(json.dumps(summary))

@@ -13,7 +13,7 @@ in the valve-out appearance, and does an estimate that avoids it do better?).
 Each frame edge's error is also binned by how much deeper than the edge the
 frame's inflow crown tips beside it are drawn (``fe_by_crown_tip_offset``). With ``--refine MODEL`` the
 frame edges are also read a second time, on a full-resolution crop around each model's
-(``tavi_perception.inference.valve_crop``; group ``fe_refined``). ``deepest_tip_reading`` needs
+(``tavi_perception.inference.refinement``; group ``fe_refined``). ``deepest_tip_reading`` needs
 no model: how deep a perfect detector of that deepest nearby crown tip (the deepest visible point of the
 frame at each side, as a clinician marks it) would read each edge, and how much of that varies from case
 to case (the crown phase is fixed in a case, so no averaging over frames removes it): the floor under a
@@ -49,7 +49,7 @@ from tavi_perception.core.pipeline import shipped_model_path
 from tavi_perception.evaluation.trials import sample_trial
 from tavi_perception.geometry.frames import annulus_frame_from_keypoints
 from tavi_perception.inference.engines import create_engine, file_sha256
-from tavi_perception.inference.valve_crop import refine
+from tavi_perception.inference.refinement import refine
 from tavi_perception.keypoints import Kp
 from tavi_perception.model.datasets import load_coco_keypoints, read_image
 from tavi_perception.sim.carm import s_curve_cran_deg
@@ -67,7 +67,7 @@ GROUPS = {"fe": (Kp.FE1, Kp.FE2), "ct": (Kp.CT,), "ct_capsule_closed": (Kp.CT,)}
 # case's closed-capsule frame (the anchor; in these simulators the inflow centre stays on the shaft)
 DERIVED = ("fe_midpoint", "inflow_anchor")
 # with --refine: the frame edges read again on a full-resolution crop around the detected ones
-# (tavi_perception.inference.valve_crop), valve out
+# (tavi_perception.inference.refinement), valve out
 REFINED = ("fe_refined",)
 OFFSET_BINS_DEG = ((-20.0, -10.0), (-10.0, -3.0), (-3.0, 3.0), (3.0, 10.0), (10.0, 20.0))
 LINE = (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2)

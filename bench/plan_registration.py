@@ -9,11 +9,15 @@ across the line [mm at the isocentre] (the depth error it gives), with its angle
 
 - ``detected``: the line through the detected AA1 and AA2 (what the annulus block does without a plan);
 - ``registered``: the plan's shape registered on AA1, AA2 and the STJ (``PlannedAnnulus.register``);
-- ``registered_without_stj``: the same without the STJ in the plan (the hinge points' mean).
+- ``registered_without_stj``: the same without the STJ in the plan (the hinge points' mean);
+- ``registered_root_refined`` (with ``--refine-root MODEL``): the plan registered on AA1, AA2 and the STJ
+  read again on a full-resolution crop of the root (``inference/refinement.py``, target ``root``).
 
     nice .venv/bin/python bench/plan_registration.py               # -> bench/results/plan_registration.json
     nice .venv/bin/python bench/plan_registration.py --renderer ct \
         --out bench/results/plan_registration_ct.json
+    nice .venv/bin/python bench/plan_registration.py --renderer ct --offsets -15 15 \
+        --refine-root models/tavi_root_refine.onnx --out bench/results/plan_registration_ct_root_refine.json
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from tavi_perception.core.pipeline import shipped_model_path
 from tavi_perception.evaluation.trials import sample_trial
 from tavi_perception.geometry.frames import annulus_frame_from_keypoints, wrap_deg
 from tavi_perception.inference.engines import create_engine, file_sha256
+from tavi_perception.inference.refinement import ROOT, refine
 from tavi_perception.keypoints import Kp
 from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.plan.simulated import case_plan
@@ -43,10 +48,12 @@ from tavi_perception.sim.delivery import DeliveryState
 # valve frame partly out over the cusps
 POSITIONS = ((-10.0, 0.0), (-4.0, 0.0), (0.0, 0.0), (4.0, 0.0), (8.0, 0.0), (6.0, 5.0), (6.0, 10.0))
 ANATOMY = (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2)
-METHODS = ("detected", "registered", "registered_without_stj")
+METHODS = ("detected", "registered", "registered_without_stj", "registered_root_refined")
 
 
-def case_errors(renderer: str, case_seed: int, offset_deg: float, engine) -> dict[str, list[float]]:
+def case_errors(
+    renderer: str, case_seed: int, offset_deg: float, engine, root_engine=None
+) -> dict[str, list[float]]:
     case = simulation_case(renderer, case_seed, view_offset_deg=offset_deg)
     sim = create_simulator(renderer, case, contrast=ContrastSchedule((Injection(0.0, plateau_s=600.0),)))
     view = case.imaging.view
@@ -65,11 +72,16 @@ def case_errors(renderer: str, case_seed: int, offset_deg: float, engine) -> dic
         xy, s = detections.xy_px, frame.mm_per_px
         truth = 0.5 * (frame.keypoints_px[Kp.AA1] + frame.keypoints_px[Kp.AA2])
         truth_frame = annulus_frame_from_keypoints(frame.keypoints_px)
-        for method, line in (
+        lines = [
             ("detected", annulus_frame_from_keypoints(xy)),
             ("registered", planned.register(xy, s)),
             ("registered_without_stj", without_stj.register(xy, s)),
-        ):
+        ]
+        if root_engine is not None:
+            refined = refine(root_engine, frame.image, detections, s, target=ROOT)
+            if all(refined.visibility[k] > 0.5 for k in ANATOMY):
+                lines.append(("registered_root_refined", planned.register(refined.xy_px, s)))
+        for method, line in lines:
             # + : the true midpoint lies on the line's ventricular side; the angle between the lines 0..90
             errors[method].append(line.to_annulus_mm(truth, s)[1])
             errors[f"{method}_angle"].append(abs(wrap_deg(line.angle_deg - truth_frame.angle_deg, 90.0)))
@@ -79,6 +91,8 @@ def case_errors(renderer: str, case_seed: int, offset_deg: float, engine) -> dic
 def summary(per_case: list[dict[str, list[float]]]) -> dict[str, dict[str, float]]:
     result = {}
     for method in METHODS:
+        if not any(c[method] for c in per_case):
+            continue
         frames = np.abs(np.concatenate([c[method] for c in per_case if c[method]]))
         cases = np.abs([np.mean(c[method]) for c in per_case if c[method]])
         angles = np.concatenate([c[f"{method}_angle"] for c in per_case if c[method]])
@@ -101,13 +115,17 @@ def main() -> None:
     p.add_argument("--offsets", type=float, nargs="+", default=[15.0, -15.0], help="[deg] off the S-curve")
     p.add_argument("--renderer", choices=("stylised", "ct"), default="stylised")
     p.add_argument("--out", type=Path, default=Path("bench/results/plan_registration.json"))
+    p.add_argument("--refine-root", type=Path, help="root-refinement model: adds registered_root_refined")
+    p.add_argument("--model", type=Path, help="first-stage model (default: the shipped one)")
     args = p.parse_args()
-    model = shipped_model_path()
+    model = args.model or shipped_model_path()
     engine = create_engine(model, threads=2)
+    root_engine = None if args.refine_root is None else create_engine(args.refine_root, threads=2)
     started = time.time()
     record = {
         "command": "nice .venv/bin/python bench/plan_registration.py " + shlex.join(sys.argv[1:]),
         "model_sha256": file_sha256(model),
+        "root_refine_model_sha256": None if args.refine_root is None else file_sha256(args.refine_root),
         "positions_tip_retraction_mm": POSITIONS,
         "offsets": {},
     }
@@ -115,7 +133,7 @@ def main() -> None:
         per_case = []
         for i in range(args.trials):
             spec = sample_trial(args.seed, i)
-            per_case.append(case_errors(args.renderer, spec.case_seed, offset, engine))
+            per_case.append(case_errors(args.renderer, spec.case_seed, offset, engine, root_engine))
             means = {m: f"{np.mean(per_case[-1][m]):+.2f}" if per_case[-1][m] else "-" for m in METHODS}
             print(f"{offset:+g} deg, trial {i:2d} case {spec.case_seed}: mean error [mm] {means}", flush=True)
         record["offsets"][f"{offset:+g}"] = {"summary": summary(per_case), "cases": per_case}

@@ -20,7 +20,7 @@ from tavi_perception.core.roi import Box, RegionOfInterest
 from tavi_perception.geometry.estimator import GeometryParams
 from tavi_perception.inference import create_engine
 from tavi_perception.inference.engines import Detections
-from tavi_perception.inference.valve_crop import refine
+from tavi_perception.inference.refinement import VALVE, Refinement, refine
 from tavi_perception.keypoints import Kp
 from tavi_perception.sim import DeliveryState, ProcedureSimulator
 
@@ -147,7 +147,9 @@ def test_a_refinement_engine_reads_the_frame_edges_again_in_the_input_images_pix
     screen[30:286, 100:356] = frame
     roi = RegionOfInterest(Box(100, 30, 256, 256))
     plain = PerceptionPipeline(engine, CALIBRATION, roi=roi).step(0.0, None, screen)
-    refined = PerceptionPipeline(engine, CALIBRATION, roi=roi, refine_engine=engine).step(0.0, None, screen)
+    refined = PerceptionPipeline(engine, CALIBRATION, roi=roi, refinements=[Refinement(VALVE, engine)]).step(
+        0.0, None, screen
+    )
     assert isinstance(plain, FrameResult) and isinstance(refined, FrameResult)
     first = engine.infer(frame)
     assert (first.visibility[[Kp.FE1, Kp.FE2]] > 0.5).all()

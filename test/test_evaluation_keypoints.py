@@ -1,4 +1,4 @@
-"""``tavi-perception eval`` on tiny datasets: table, JSON last line, baseline beside it, valve refinement."""
+"""``tavi-perception eval`` on tiny datasets: table, JSON last line, baseline beside it, the refinements."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import torch
 from keypoint_data import write_coco_dataset
 
 from tavi_perception.cli import main as cli_main
-from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, shipped_model_path
+from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, SHIPPED_ROOT_REFINE_MODEL, shipped_model_path
 from tavi_perception.keypoints import KEYPOINT_NAMES
 from tavi_perception.model.checkpoint import save_checkpoint
 from tavi_perception.model.export import export
 from tavi_perception.model.networks import ModelConfig, build_model
+from tavi_perception.sim.contrast import ContrastSchedule, Injection
 from tavi_perception.sim.delivery import DeliveryState
 from tavi_perception.sim.simulator import ProcedureSimulator
 
@@ -73,8 +74,11 @@ def valve_out_frames(tmp_path_factory):
     """Four simulated frames with the valve half released, as a dataset with each frame's mm_per_px."""
     root = tmp_path_factory.mktemp("valve_out")
     (root / "images").mkdir()
-    sim = ProcedureSimulator(0, image_size=256)
+    sim = ProcedureSimulator(0, image_size=256, contrast=ContrastSchedule((Injection(0.0, plateau_s=600.0),)))
     sim.place(DeliveryState(4.0, 15.0))
+    frame = sim.step()
+    while frame.contrast < 0.95:  # the valve out in contrast: both refinements have their points
+        frame = sim.step()
     images, annotations = [], []
     for i in range(4):
         frame = sim.step()
@@ -95,6 +99,22 @@ def valve_out_frames(tmp_path_factory):
     coco = {"images": images, "annotations": annotations, "categories": categories}
     (root / "annotations.json").write_text(json.dumps(coco))
     return root
+
+
+def test_eval_with_refine_root_reads_only_the_annulus_landmarks_again(valve_out_frames, capsys):
+    argv = ["eval", "--model", str(shipped_model_path()), "--data", str(valve_out_frames), "--json"]
+    assert cli_main(argv) == 0
+    plain = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    root_model = str(shipped_model_path(SHIPPED_ROOT_REFINE_MODEL))
+    assert cli_main([*argv, "--refine-root", root_model]) == 0
+    refined = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert plain["refine_root"] is None and refined["refine_root"] == root_model
+    root = ("AA1", "AA2", "STJ1", "STJ2")
+    assert any(
+        refined["keypoints"][k]["mean_error_px"] != plain["keypoints"][k]["mean_error_px"] for k in root
+    )
+    others = set(KEYPOINT_NAMES) - set(root)
+    assert {k: refined["keypoints"][k] for k in others} == {k: plain["keypoints"][k] for k in others}
 
 
 def test_eval_with_refine_reads_only_the_frame_edges_again(valve_out_frames, capsys):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from tavi_perception import cli
-from tavi_perception.inference.valve_crop import CROP_MM
+from tavi_perception.inference.refinement import CROP_MM, ROOT, crop_window
 from tavi_perception.keypoints import KEYPOINT_NAMES, NUM_KEYPOINTS, Kp
 from tavi_perception.model.datasets import load_coco_keypoints
 
@@ -93,3 +93,22 @@ def test_a_frame_without_its_scale_is_refused_with_its_name(tmp_path, rendered):
     (rendered / "annotations.json").write_text(json.dumps(coco))
     with pytest.raises(SystemExit, match=r"f1\.png: no mm_per_px"):
         cli.main(["crops", "--data", str(rendered), "--out", str(tmp_path / "out"), "--quiet"])
+
+
+def test_root_crops_are_cut_around_the_annulus_landmarks_of_contrast_frames_only(rendered, tmp_path):
+    coco = json.loads((rendered / "annotations.json").read_text())
+    labels = np.array(coco["annotations"][0]["keypoints"]).reshape(-1, 3)
+    root_points = [Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2]
+    labels[root_points] = [(80.0, 110.0, 2), (120.0, 110.0, 2), (84.0, 70.0, 2), (116.0, 70.0, 2)]
+    coco["annotations"][0]["keypoints"] = labels.ravel().tolist()  # the only frame with contrast
+    (rendered / "annotations.json").write_text(json.dumps(coco))
+    out = tmp_path / "root"
+    argv = ["crops", "--data", str(rendered), "--out", str(out), "--target", "root", "--jitter-mm", "0"]
+    assert cli.main([*argv, "--quiet"]) == 0
+    (sample,) = load_coco_keypoints(out / "annotations.json")
+    size = round(ROOT.crop_mm / MM_PER_PX)
+    assert (sample.width, sample.height) == (size, size)
+    window = crop_window(np.array([100.0, 90.0]), MM_PER_PX, ROOT.crop_mm)  # the four points' mean
+    np.testing.assert_allclose(sample.xy_px[Kp.AA1], window.to_crop(np.array([80.0, 110.0])))
+    assert not sample.visible[Kp.CP]
+    assert json.loads((out / "dataset.json").read_text())["target"] == "root"

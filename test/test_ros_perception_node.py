@@ -26,10 +26,11 @@ from std_msgs.msg import Float64
 from tavi_msgs.msg import CArmState, Guidance, KeypointArray
 from visualization_msgs.msg import MarkerArray
 
-from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, shipped_model_path
+from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, SHIPPED_ROOT_REFINE_MODEL, shipped_model_path
 from tavi_perception.ros.imaging import grey_to_compressed, numpy_to_image
 from tavi_perception.ros.messages import METRIC_FRAME_ID, s_to_stamp, stamp_ns
 from tavi_perception.sim import DeliveryState, ProcedureSimulator
+from tavi_perception.sim.contrast import ContrastSchedule, Injection
 
 pytestmark = pytest.mark.ros
 
@@ -143,7 +144,11 @@ def test_lifecycle_activation_with_required_calibration_from_the_latched_topic()
         ("model_path:=/nonexistent/model.onnx", "cannot load the model"),
         (
             "refine_valve:=true -p refine_model_path:=/nonexistent/refine.onnx",
-            "cannot load the refinement model",
+            "cannot load the valve refinement model",
+        ),
+        (
+            "refine_root:=true -p refine_root_model_path:=/nonexistent/root.onnx",
+            "cannot load the root refinement model",
         ),
         ("require_calibration:=true", "require_calibration: no explicit calibration"),
         ("device_preset:=nope", "unknown device preset 'nope'"),
@@ -333,14 +338,19 @@ def test_an_undecodable_compressed_frame_is_answered_invalid(compressed: Session
     assert not guidance.valid and guidance.invalid_reason.startswith("bad image: cannot decode")
 
 
-def test_the_valve_refinement_loads_the_shipped_model_and_answers_every_frame_of_the_valve_out() -> None:
-    sim = ProcedureSimulator(0, image_size=256)
-    sim.place(DeliveryState(4.0, 15.0))  # the valve half out: the refinement runs on every frame
-    refine_model = str(shipped_model_path(SHIPPED_REFINE_MODEL))
+def test_both_refinements_load_the_shipped_models_and_answer_every_contrast_frame_of_the_valve_out() -> None:
+    contrast = ContrastSchedule((Injection(0.0, plateau_s=600.0),))
+    sim = ProcedureSimulator(0, image_size=256, contrast=contrast)
+    sim.place(DeliveryState(4.0, 15.0))  # the valve half out in contrast: both refinements run
+    frames = [sim.step() for _ in range(40)]
+    images = [f.image for f in frames if f.contrast > 0.95][:3]
     with Probe() as probe:
-        session = Session(probe, "-p", "refine_valve:=true", ns="/refined")
+        session = Session(probe, "-p", "refine_valve:=true", "-p", "refine_root:=true", ns="/refined")
         session.wait_ready()
-        for _ in range(3):
-            guidance = session.answer(_stamped(numpy_to_image(sim.step().image, "mono8")))
+        for image in images:
+            guidance = session.answer(_stamped(numpy_to_image(image, "mono8")))
             assert guidance.header.frame_id == "fluoro"
-        assert session.fresh_diagnostics()["refine_model_path"] == refine_model
+        diagnostics = session.fresh_diagnostics()
+    assert len(images) == 3
+    assert diagnostics["refine_model_path"] == str(shipped_model_path(SHIPPED_REFINE_MODEL))
+    assert diagnostics["refine_root_model_path"] == str(shipped_model_path(SHIPPED_ROOT_REFINE_MODEL))

@@ -196,3 +196,14 @@ def test_refine_asks_the_perception_node_for_the_valve_refinement_and_nothing_el
     assert "refine_valve" not in plain[0].params
     assert refined[0].params == {**plain[0].params, "refine_valve": True}
     assert [n.params for n in refined[1:]] == [n.params for n in plain[1:]]
+
+
+def test_refine_root_asks_the_perception_node_for_the_root_refinement_and_nothing_else_changes(
+    tmp_path,
+) -> None:
+    spec = sample_trial(0, 0)
+    plain = node_specs(spec, _parser().parse_args(["--out", str(tmp_path)]))
+    refined = node_specs(spec, _parser().parse_args(["--out", str(tmp_path), "--refine-root"]))
+    assert "refine_root" not in plain[0].params
+    assert refined[0].params == {**plain[0].params, "refine_root": True}
+    assert [n.params for n in refined[1:]] == [n.params for n in plain[1:]]

@@ -15,12 +15,13 @@ from ros_graph import run_cli
 from rosbags.rosbag2 import Reader
 from tavi_msgs.msg import Guidance, KeypointArray
 
-from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, shipped_model_path
+from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, SHIPPED_ROOT_REFINE_MODEL, shipped_model_path
 from tavi_perception.devices import load_presets
 from tavi_perception.recordings.synthetic import simulated_frames, write_xa_cine
 from tavi_perception.ros.bagtypes import typestore
 from tavi_perception.runners.run import main as run_main
 from tavi_perception.sim import DeliveryState, ProcedureSimulator
+from tavi_perception.sim.contrast import ContrastSchedule, Injection
 
 FRAMES = 8
 
@@ -271,3 +272,36 @@ def test_refine_reads_the_frame_edges_again_and_the_record_names_the_model(tmp_p
     assert "valve refinement | `" in (tmp_path / "refined" / "report.md").read_text()
     for plain, refined in zip(rows["plain"], rows["refined"], strict=True):
         assert refined["FE1_x_px"] != plain["FE1_x_px"] or refined["FE1_y_px"] != plain["FE1_y_px"]
+
+
+def test_refine_root_reads_the_annulus_landmarks_again_and_the_record_names_the_model(
+    tmp_path: Path, capsys
+) -> None:
+    sim = ProcedureSimulator(0, image_size=256, contrast=ContrastSchedule((Injection(0.0, plateau_s=600.0),)))
+    images = [f.image for f in (sim.step() for _ in range(40)) if f.contrast > 0.95][:4]
+    cine = write_xa_cine(tmp_path / "contrast.dcm", np.stack(images))
+    rows = {}
+    for name, extra in (("plain", ()), ("refined", ("--refine-root",))):
+        out = tmp_path / name
+        code, _, _ = _run(capsys, str(cine), "--out", str(out), "--no-video", "--no-bag", *extra)
+        assert code == 0
+        with (out / "frames.csv").open() as f:
+            rows[name] = list(csv.DictReader(f))
+    refined_record = json.loads((tmp_path / "refined" / "run.json").read_text())
+    assert refined_record["root_refine_model"] == str(shipped_model_path(SHIPPED_ROOT_REFINE_MODEL))
+    assert json.loads((tmp_path / "plain" / "run.json").read_text())["root_refine_model"] is None
+    assert "root refinement | `" in (tmp_path / "refined" / "report.md").read_text()
+    assert len(images) == 4
+
+    def shift_px(name: str) -> float:
+        """The largest move of ``name``'s tracked position between the two runs."""
+        return max(
+            math.hypot(
+                float(r[f"{name}_x_px"]) - float(p[f"{name}_x_px"]),
+                float(r[f"{name}_y_px"]) - float(p[f"{name}_y_px"]),
+            )
+            for p, r in zip(rows["plain"], rows["refined"], strict=True)
+        )
+
+    # the tip is not read again: it moves only by its share of the tracker's common motion
+    assert min(shift_px("AA1"), shift_px("STJ2")) > max(0.2, 3.0 * shift_px("CT"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,14 +24,15 @@ from tavi_perception.core.roi import RegionOfInterest
 from tavi_perception.geometry.estimator import GeometryParams, GuidanceEstimator
 from tavi_perception.guidance import GuidanceEstimate
 from tavi_perception.inference.engines import Detections, InferenceEngine
-from tavi_perception.inference.valve_crop import refine
+from tavi_perception.inference.refinement import Refinement
 from tavi_perception.keypoints import Kp
 from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.share import SOURCE_ROOT, first_file, installed
 from tavi_perception.tracking import KeypointTracker, TrackedKeypoints, TrackerParams
 
 SHIPPED_MODEL = "tavi_keypoints.onnx"
-SHIPPED_REFINE_MODEL = "tavi_valve_refine.onnx"  # the valve refinement's second look (valve_crop.py)
+SHIPPED_REFINE_MODEL = "tavi_valve_refine.onnx"  # the valve refinement's second look (refinement.py)
+SHIPPED_ROOT_REFINE_MODEL = "tavi_root_refine.onnx"  # the root refinement's second look
 
 
 def shipped_model_path(name: str = SHIPPED_MODEL) -> Path:
@@ -83,8 +85,9 @@ class PerceptionPipeline:
     ``view`` corrects each estimate for the C-arm view's obliquity to the preoperative plan's annulus
     plane, with the angles of the last :meth:`set_carm` (:mod:`tavi_perception.plan.obliquity`).
 
-    ``refine_engine``, when given, reads the frame edges a second time on a full-resolution crop around
-    the first reading (:mod:`tavi_perception.inference.valve_crop`), before tracking.
+    ``refinements`` read their points a second time on a full-resolution crop around the first reading
+    (:mod:`tavi_perception.inference.refinement`: the frame edges, the annulus landmarks), in turn,
+    before tracking.
     """
 
     def __init__(
@@ -96,10 +99,10 @@ class PerceptionPipeline:
         admission_params: AdmissionParams | None = None,
         roi: RegionOfInterest | None = None,
         view: ViewCorrection | None = None,
-        refine_engine: InferenceEngine | None = None,
+        refinements: Sequence[Refinement] = (),
     ) -> None:
         self.engine = engine
-        self.refine_engine = refine_engine
+        self.refinements = tuple(refinements)
         self.view = view or ViewCorrection(None)
         self.calibration = calibration
         self.admission = FrameAdmission(admission_params)
@@ -141,8 +144,8 @@ class PerceptionPipeline:
             return self._unprocessed(t_s, admission)
         detections = self.engine.infer(cropped)
         mm_per_px = self.calibration.for_width(cropped.shape[1])
-        if self.refine_engine is not None:
-            detections = refine(self.refine_engine, cropped, detections, mm_per_px)
+        for refinement in self.refinements:
+            detections = refinement(cropped, detections, mm_per_px)
         if origin_px != (0, 0):
             shifted = detections.xy_px + np.asarray(origin_px, dtype=float)
             detections = dataclasses.replace(detections, xy_px=shifted)

@@ -11,8 +11,9 @@ and how many of them had no keypoint detected), ``groups``, ``keypoints``, ``bas
 ``compare``, the same summary of each ``--compare`` model in order, when given.
 
 ``--refine MODEL`` runs every model with the valve refinement as the perception node's ``refine_valve``
-does (:func:`tavi_perception.inference.valve_crop.refine`: FE1/FE2 read again on a crop of the frame); the
-crop is sized in millimetres, so every frame needs its ``mm_per_px`` (the simulator's datasets have it).
+does (:mod:`tavi_perception.inference.refinement`: FE1/FE2 read again on a crop of the frame),
+``--refine-root MODEL`` with the root refinement (``refine_root``: AA1, AA2, STJ1, STJ2); the crops are
+sized in millimetres, so every frame needs its ``mm_per_px`` (the simulator's datasets have it).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from tavi_perception.evaluation.metrics import compute_metrics, format_table, json_safe
 from tavi_perception.inference.engines import BACKENDS, create_engine
-from tavi_perception.inference.valve_crop import refine
+from tavi_perception.inference.refinement import ROOT, VALVE, Refinement
 from tavi_perception.model.datasets import DatasetError, Sample, load_samples, read_image
 
 
@@ -39,13 +40,18 @@ def evaluate_model(
     threads: int = 2,
     threshold: float = 0.5,
     refine_path: Path | None = None,
+    refine_root_path: Path | None = None,
 ) -> tuple[dict, str]:
-    """(metrics, backend string) of one model over ``samples``, with the valve refinement by the model at
-    ``refine_path`` when given (every sample then needs ``meta["mm_per_px"]``: ``ValueError`` otherwise)."""
+    """(metrics, backend string) of one model over ``samples``, with the valve and root refinements by
+    the models at ``refine_path`` and ``refine_root_path`` when given (every sample then needs
+    ``meta["mm_per_px"]``: ``ValueError`` otherwise)."""
     engine = create_engine(model_path, backend=backend, threads=threads)
-    refine_engine = None
-    if refine_path is not None:
-        refine_engine = create_engine(refine_path, backend=backend, threads=threads)
+    refinements = [
+        Refinement(target, create_engine(path, backend=backend, threads=threads))
+        for target, path in ((VALVE, refine_path), (ROOT, refine_root_path))
+        if path is not None
+    ]
+    if refinements:
         unscaled = [s.image_path.name for s in samples if not s.meta.get("mm_per_px")]
         if unscaled:
             raise ValueError(
@@ -56,8 +62,8 @@ def evaluate_model(
     for i, s in enumerate(tqdm(samples, desc=f"eval {model_path.name}", file=sys.stderr, leave=False)):
         image = read_image(s.image_path)
         det = engine.infer(image)
-        if refine_engine is not None:
-            det = refine(refine_engine, image, det, float(s.meta["mm_per_px"]))
+        for refinement in refinements:
+            det = refinement(image, det, float(s.meta["mm_per_px"]))
         xy[i], vis[i] = det.xy_px, det.visibility
     gt_xy = np.stack([s.xy_px for s in samples])
     gt_vis = np.stack([s.visible for s in samples])
@@ -94,6 +100,7 @@ def main(argv: list[str]) -> int:
     p.add_argument(
         "--refine", type=Path, help="valve-refinement model run after every model (e.g. the shipped one)"
     )
+    p.add_argument("--refine-root", type=Path, help="root-refinement model run after every model")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if not 0.0 < args.threshold < 1.0:
@@ -107,7 +114,7 @@ def main(argv: list[str]) -> int:
         for label, path in models:
             if path is not None:
                 results[label], backends[label] = evaluate_model(
-                    path, samples, args.backend, args.threads, args.threshold, args.refine
+                    path, samples, args.backend, args.threads, args.threshold, args.refine, args.refine_root
                 )
     except (DatasetError, FileNotFoundError, ValueError) as err:
         print(f"tavi-perception eval: {err}", file=sys.stderr)
@@ -119,10 +126,13 @@ def main(argv: list[str]) -> int:
     title = f"{args.data}: {len(samples)} frames, visibility threshold {args.threshold}, errors at 512² px"
     if args.refine is not None:
         title += f", valve refinement {args.refine}"
+    if args.refine_root is not None:
+        title += f", root refinement {args.refine_root}"
     print(format_table({labels[k]: v for k, v in results.items()}, title=title))
     if args.json:
         out = summary(results["model"], args.model, backends["model"])
         out["refine"] = None if args.refine is None else str(args.refine)
+        out["refine_root"] = None if args.refine_root is None else str(args.refine_root)
         if "baseline" in results:
             out["baseline"] = summary(results["baseline"], args.baseline, backends["baseline"])
         if args.compare:

@@ -1,7 +1,8 @@
-"""``tavi-perception crops``: the valve-refinement training set, cropped from rendered datasets.
+"""``tavi-perception crops``: a refinement's training set, cropped from rendered datasets.
 
-Every frame of ``--data`` whose FE1 and FE2 are both labelled gives one crop of
-:data:`~tavi_perception.inference.valve_crop.CROP_MM` around their midpoint, moved by a uniform random
+Every frame of ``--data`` whose ``--target`` points (:mod:`tavi_perception.inference.refinement`: FE1
+and FE2 for the valve, AA1, AA2, STJ1 and STJ2 for the root) are all labelled gives one crop of the
+target's size around their mean, moved by a uniform random
 offset of up to ``--jitter-mm`` per axis (the first stage's error at inference), at full resolution.
 Labels are mapped into the crop; a point outside it is not visible. Writes ``OUT/images/*.png`` (the
 source's bit depth), ``OUT/annotations.json`` (COCO keypoints, the source's image fields plus
@@ -21,8 +22,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from tavi_perception.inference.valve_crop import CROP_MM, crop, crop_window
-from tavi_perception.keypoints import KEYPOINT_NAMES, Kp
+from tavi_perception.inference.refinement import TARGETS, VALVE, CropTarget, crop, crop_window
+from tavi_perception.keypoints import KEYPOINT_NAMES
 from tavi_perception.model.datasets import DatasetError, Sample, load_coco_keypoints, read_image
 
 
@@ -34,21 +35,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--jitter-mm", type=float, default=5.0, help="[mm] largest crop offset per axis (default: 5)"
     )
+    p.add_argument(
+        "--target",
+        choices=sorted(TARGETS),
+        default=VALVE.name,
+        help="valve: 44 mm around FE1/FE2; root: 56 mm around AA1, AA2, STJ1, STJ2 (default: valve)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 
-def crop_entry(sample: Sample, rng: np.random.Generator, jitter_mm: float):
-    """(window, COCO keypoints in the crop) of a source frame, or None unless FE1 and FE2 are labelled.
+def crop_entry(sample: Sample, rng: np.random.Generator, jitter_mm: float, target: CropTarget = VALVE):
+    """(window, COCO keypoints in the crop) of a source frame, or None unless ``target``'s points are all
+    labelled.
 
     Raises ``DatasetError`` for a frame without ``mm_per_px``."""
-    if not sample.visible[[Kp.FE1, Kp.FE2]].all():
+    points = list(target.points)
+    if not sample.visible[points].all():
         return None
     if not sample.meta.get("mm_per_px"):  # the crop is sized in millimetres
         raise DatasetError(f"{sample.image_path}: no mm_per_px in its image entry, so no crop size")
     mm_per_px = float(sample.meta["mm_per_px"])
     offset_px = rng.uniform(-jitter_mm, jitter_mm, 2) / mm_per_px
-    window = crop_window(0.5 * (sample.xy_px[Kp.FE1] + sample.xy_px[Kp.FE2]) + offset_px, mm_per_px)
+    window = crop_window(sample.xy_px[points].mean(axis=0) + offset_px, mm_per_px, target.crop_mm)
     xy = window.to_crop(sample.xy_px)
     shown = sample.visible & window.contains(xy)
     out: list[float] = []
@@ -71,7 +80,7 @@ def main(argv: list[str]) -> int:
             raise SystemExit(str(err)) from err
         for sample in tqdm(samples, desc=f"crops of {folder}", disable=args.quiet):
             try:
-                entry = crop_entry(sample, rng, args.jitter_mm)
+                entry = crop_entry(sample, rng, args.jitter_mm, TARGETS[args.target])
             except DatasetError as err:
                 raise SystemExit(f"tavi-perception crops: {err}") from err
             if entry is None:
@@ -109,7 +118,9 @@ def main(argv: list[str]) -> int:
                 }
             )
     if not images:
-        raise SystemExit("no frame of --data has both frame edges labelled: nothing to crop")
+        raise SystemExit(
+            f"no frame of --data has all of the {args.target}'s points labelled: nothing to crop"
+        )
     coco_out = {
         "info": {"description": "tavi_perception valve crops"},
         "images": images,
@@ -120,7 +131,8 @@ def main(argv: list[str]) -> int:
     info = {
         "command": "tavi-perception crops " + shlex.join(argv),
         "seed": args.seed,
-        "crop_mm": CROP_MM,
+        "target": args.target,
+        "crop_mm": TARGETS[args.target].crop_mm,
         "jitter_mm": args.jitter_mm,
         "sources": [str(d) for d in args.data],
         "images": len(images),

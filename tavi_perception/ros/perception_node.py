@@ -79,6 +79,7 @@ from tavi_perception.core.carm import CArmPose
 from tavi_perception.core.overlay import OverlayRenderer
 from tavi_perception.core.pipeline import (
     SHIPPED_REFINE_MODEL,
+    SHIPPED_ROOT_REFINE_MODEL,
     FrameResult,
     PerceptionPipeline,
     UnprocessedFrame,
@@ -95,6 +96,7 @@ from tavi_perception.inference.engines import (
     create_engine,
     file_sha256,
 )
+from tavi_perception.inference.refinement import ROOT, VALVE, Refinement
 from tavi_perception.plan.annulus import read_plan
 from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.ros.diagnostics import LatencyWindow, RateMeter, status
@@ -127,12 +129,20 @@ def _dyn(name: str, default: float | int, description: str, low: float, high: fl
     return ParamSpec(name, default, description, low, high, dynamic=True)
 
 
+# (target, enabling parameter, model-path parameter, shipped model) of each second look
+_REFINEMENTS = (
+    (VALVE, "refine_valve", "refine_model_path", SHIPPED_REFINE_MODEL),
+    (ROOT, "refine_root", "refine_root_model_path", SHIPPED_ROOT_REFINE_MODEL),
+)
+
 PARAMETERS: tuple[ParamSpec, ...] = (
     AUTOSTART,
     # model
     ParamSpec("model_path", "", "ONNX model (.onnx) or torch checkpoint (.pt); empty: the shipped model"),
     ParamSpec("refine_valve", False, "read FE1/FE2 again on a full-resolution crop of the valve"),
     ParamSpec("refine_model_path", "", "with refine_valve: the refinement model; empty: the shipped model"),
+    ParamSpec("refine_root", False, "read AA1, AA2, STJ1, STJ2 again on a full-resolution crop of the root"),
+    ParamSpec("refine_root_model_path", "", "with refine_root: its model; empty: the shipped root model"),
     ParamSpec("backend", "auto", "inference backend", choices=BACKENDS),
     ParamSpec("inference_threads", 2, "[threads] CPU threads of the inference engine", 1, 64),
     ParamSpec(
@@ -359,7 +369,7 @@ class PerceptionNode(ManagedNode):
         self._pipeline: PerceptionPipeline | None = None
         self._model_path = Path()
         self._model_sha256 = ""
-        self._refine_model_path = ""  # the valve refinement's model; empty: none
+        self._refine_model_paths: dict[str, str] = {}  # refinement models by parameter name; none: off
         self._provider_fallback = ""
         self._subscription = None
         self._calibration_subscription = None
@@ -380,20 +390,19 @@ class PerceptionNode(ManagedNode):
             self.get_logger().error(f"cannot load the model: {err}")
             return TransitionCallbackReturn.FAILURE
         self._model_sha256 = file_sha256(self._model_path)
-        refine_engine, self._refine_model_path = None, ""
-        if v["refine_valve"]:
+        refinements: list[Refinement] = []
+        self._refine_model_paths = {}
+        for target, enabled, path_key, shipped in _REFINEMENTS:
+            if not v[enabled]:
+                continue
             try:
-                refine_path = (
-                    Path(v["refine_model_path"])
-                    if v["refine_model_path"]
-                    else shipped_model_path(SHIPPED_REFINE_MODEL)
-                )
-                threads = v["inference_threads"]
-                refine_engine = create_engine(refine_path, v["backend"], threads, ort_options=ort)
+                path = Path(v[path_key]) if v[path_key] else shipped_model_path(shipped)
+                refine_engine = create_engine(path, v["backend"], v["inference_threads"], ort_options=ort)
             except (FileNotFoundError, ValueError, RuntimeError) as err:
-                self.get_logger().error(f"cannot load the refinement model: {err}")
+                self.get_logger().error(f"cannot load the {target.name} refinement model: {err}")
                 return TransitionCallbackReturn.FAILURE
-            self._refine_model_path = str(refine_path)
+            refinements.append(Refinement(target, refine_engine))
+            self._refine_model_paths[path_key] = str(path)
         self._provider_fallback = getattr(engine, "fallback", "")
         if self._provider_fallback:
             self.get_logger().warning(f"inference provider: {self._provider_fallback}")
@@ -415,7 +424,7 @@ class PerceptionNode(ManagedNode):
                 float(v["view_obliquity_limit_deg"]),  # type: ignore[arg-type]
                 float(v["view_annulus_tolerance_deg"]),  # type: ignore[arg-type]
             ),
-            refine_engine,
+            refinements,
         )
         if v["carm_angles_given"]:
             self._pipeline.set_carm(CArmPose(v["carm_primary_deg"], v["carm_secondary_deg"]))  # type: ignore[arg-type]
@@ -707,7 +716,8 @@ class PerceptionNode(ManagedNode):
             "provider_fallback": self._provider_fallback,
             "model_path": str(self._model_path),
             "model_sha256": self._model_sha256,
-            "refine_model_path": self._refine_model_path,
+            "refine_model_path": self._refine_model_paths.get("refine_model_path", ""),
+            "refine_root_model_path": self._refine_model_paths.get("refine_root_model_path", ""),
             "image": self._image_size,
             "tracking_state": self._tracking_state,
             "last_problem": self._last_problem,

@@ -100,6 +100,8 @@ def node_specs(args: argparse.Namespace) -> list[NodeSpec]:
         perception["model_path"] = str(Path(args.model).resolve())
     if args.refine:
         perception["refine_valve"] = True
+    if args.refine_root:
+        perception["refine_root"] = True
     simulator = {
         "seed": int(args.seed),
         "drive": "command",

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, shipped_model_path
+from tavi_perception.core.pipeline import SHIPPED_REFINE_MODEL, SHIPPED_ROOT_REFINE_MODEL, shipped_model_path
 from tavi_perception.evaluation.trials import (
     DONE_REASON,
     FAULTS,
@@ -113,6 +113,8 @@ def node_specs(spec: TrialSpec, args: argparse.Namespace) -> tuple[NodeSpec, Nod
         perception["model_path"] = str(Path(args.model).resolve())
     if args.refine:
         perception["refine_valve"] = True
+    if args.refine_root:
+        perception["refine_root"] = True
     if args.view_offset_deg is not None and not args.no_view_correction:  # the truth is then coplanar
         perception |= view_parameters(spec.case_seed, args.renderer, args.view_offset_deg, args.out / "plans")
     simulator = {
@@ -262,6 +264,9 @@ def main(argv: list[str]) -> int:
         "model_path": str(model),
         "model_sha256": file_sha256(model),
         "refine_model_sha256": file_sha256(shipped_model_path(SHIPPED_REFINE_MODEL)) if args.refine else None,
+        "root_refine_model_sha256": (
+            file_sha256(shipped_model_path(SHIPPED_ROOT_REFINE_MODEL)) if args.refine_root else None
+        ),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "summary": summary,
         "trials": [

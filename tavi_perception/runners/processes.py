@@ -45,6 +45,12 @@ def add_procedure_arguments(p: argparse.ArgumentParser) -> None:
         help="read the frame edges again on a full-resolution crop of the valve (perception_node's "
         "refine_valve: the shipped models/tavi_valve_refine.onnx)",
     )
+    p.add_argument(
+        "--refine-root",
+        action="store_true",
+        help="read the annulus landmarks again on a full-resolution crop of the root (perception_node's "
+        "refine_root: the shipped models/tavi_root_refine.onnx)",
+    )
     p.add_argument("--json", action="store_true", help="print the summary as JSON on the last line")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 

@@ -42,6 +42,7 @@ from tqdm import tqdm
 from tavi_perception.core.carm import CArmPose
 from tavi_perception.core.pipeline import (
     SHIPPED_REFINE_MODEL,
+    SHIPPED_ROOT_REFINE_MODEL,
     FrameResult,
     PerceptionPipeline,
     UnprocessedFrame,
@@ -215,6 +216,7 @@ def _write_report(path: Path, record: dict, files: dict[str, str]) -> None:
         ("device preset", _fmt(record.get("device_preset"))),
         ("model", f"`{record['model']}` ({record['backend']})"),
         ("valve refinement", f"`{record['refine_model']}`" if record.get("refine_model") else "off"),
+        ("root refinement", f"`{record['root_refine_model']}`" if record.get("root_refine_model") else "off"),
         (
             "speed: reading + perception",
             f"{_fmt(summary['processing_fps'])} frames/s "
@@ -273,6 +275,12 @@ def _parser() -> argparse.ArgumentParser:
         "models/tavi_valve_refine.onnx)",
     )
     parser.add_argument(
+        "--refine-root",
+        action="store_true",
+        help="read the annulus landmarks again on a full-resolution crop of the root (the shipped "
+        "models/tavi_root_refine.onnx)",
+    )
+    parser.add_argument(
         "--device-preset", help="valve/delivery system of config/devices.yaml, e.g. evolut-r-26"
     )
     parser.add_argument(
@@ -314,6 +322,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from tavi_perception.geometry.params import GeometryParams
     from tavi_perception.inference.engines import create_engine
+    from tavi_perception.inference.refinement import ROOT, VALVE, Refinement
 
     try:
         recording = open_recording(args.input, Overrides(mm_per_px=args.mm_per_px, fps=args.fps))
@@ -321,7 +330,12 @@ def main(argv: list[str]) -> int:
         model = args.model or shipped_model_path()
         engine = create_engine(model, threads=args.threads)
         refine_model = shipped_model_path(SHIPPED_REFINE_MODEL) if args.refine else None
-        refine_engine = None if refine_model is None else create_engine(refine_model, threads=args.threads)
+        root_refine_model = shipped_model_path(SHIPPED_ROOT_REFINE_MODEL) if args.refine_root else None
+        refinements = [
+            Refinement(target, create_engine(path, threads=args.threads))
+            for target, path in ((VALVE, refine_model), (ROOT, root_refine_model))
+            if path is not None
+        ]
         roi = RegionOfInterest(Box(*args.roi) if args.roi else None, auto=args.roi_auto)
         view = ViewCorrection(read_plan(args.plan) if args.plan else None, args.view_limit_deg)
         pipeline = PerceptionPipeline(
@@ -330,7 +344,7 @@ def main(argv: list[str]) -> int:
             geometry_params=geometry,
             roi=roi,
             view=view,
-            refine_engine=refine_engine,
+            refinements=refinements,
         )
         info = recording.info
         angles = args.carm_angles or (info.primary_angle_deg, info.secondary_angle_deg)
@@ -344,6 +358,7 @@ def main(argv: list[str]) -> int:
             "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
             "model": str(model),
             "refine_model": None if refine_model is None else str(refine_model),
+            "root_refine_model": None if root_refine_model is None else str(root_refine_model),
             "backend": engine.backend,
             "device_preset": args.device_preset or None,
             "device_values": device_source,

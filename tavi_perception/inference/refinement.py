@@ -1,14 +1,17 @@
-"""A second, finer look at the released valve: a fixed-size crop around the frame edges.
+"""A second, finer look at part of the frame: a fixed-size crop, read again by a second model.
 
 The full-frame model sees the frame through a 288 px input (a 512 px frame at 0.56 input px per image
 px). At that scale it cannot tell how far the inflow ring's ellipse is open in an oblique view and reads
-the frame edges deep (docs/plan.md). A crop of ``CROP_MM`` around the detected frame-edge midpoint, at
-full resolution and enlarged to the refinement model's input, shows the ring's crowns several input px
-apart. The crop's size is in millimetres, so every crop has the same scale whatever the detector's pixel
-size.
+the frame edges deep, and it places the annulus landmarks that the plan is registered on less well than
+the loop's depth needs (docs/plan.md). A crop around the first reading, at full resolution and enlarged
+to the refinement model's input, shows these structures about 2 input px per image px. Two targets
+(:class:`CropTarget`): ``valve``, FE1/FE2 in 44 mm around their midpoint, and ``root``, AA1, AA2, STJ1
+and STJ2 in 56 mm around their mean. The crop's size is in millimetres, so every crop has the same scale
+whatever the detector's pixel size.
 
 :func:`crop_window` and :func:`crop` are the geometry (used by the training set and by inference alike);
-:func:`refine` runs a refinement engine on the crop and maps its points back to the frame.
+:func:`refine` runs a refinement engine on the crop and maps its points back to the frame;
+:class:`Refinement` is a model with its target, as the pipeline runs it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,22 @@ import numpy as np
 from tavi_perception.inference.engines import Detections, InferenceEngine
 from tavi_perception.keypoints import Kp
 
-CROP_MM = 44.0  # [mm] side of the crop: a 29 mm inflow ring and the first stage's error around it
-REFINED = (Kp.FE1, Kp.FE2)  # the points the refinement replaces
+
+@dataclasses.dataclass(frozen=True)
+class CropTarget:
+    """What a second look reads again: its points, and the crop around their mean."""
+
+    name: str
+    points: tuple[Kp, ...]  # the points the refinement replaces; the crop is centred on their mean
+    crop_mm: float  # [mm] side of the crop
+
+
+# a 29 mm inflow ring and the first stage's error around it
+VALVE = CropTarget("valve", (Kp.FE1, Kp.FE2), 44.0)
+# the hinge points and the STJ lie up to 22 mm from their mean along an image axis
+ROOT = CropTarget("root", (Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2), 56.0)
+TARGETS = {t.name: t for t in (VALVE, ROOT)}
+CROP_MM = VALVE.crop_mm
 # [mm] a second reading this far from the first is taken for another structure: the two stages disagree,
 # so the point is dropped (not seen) rather than either reading trusted
 MAX_SHIFT_MM = 3.0
@@ -87,23 +104,36 @@ def refine(
     detections: Detections,
     mm_per_px: float,
     max_shift_mm: float = MAX_SHIFT_MM,
+    target: CropTarget = VALVE,
 ) -> Detections:
-    """``detections`` with FE1/FE2 read again by ``engine`` on the crop around their midpoint.
+    """``detections`` with ``target``'s points read again by ``engine`` on the crop around their mean.
 
-    Unchanged when the first stage does not see both frame edges. A refined point keeps the lower of the
+    Unchanged when the first stage does not see all of them. A refined point keeps the lower of the
     two stages' visibilities; it is not seen (visibility 0) where the refinement places it outside the
     crop or more than ``max_shift_mm`` from the first reading.
     """
     vis = detections.visibility
-    if not (vis[list(REFINED)] > 0.5).all():
+    points = list(target.points)
+    if not (vis[points] > 0.5).all():
         return detections
-    window = crop_window(0.5 * (detections.xy_px[Kp.FE1] + detections.xy_px[Kp.FE2]), mm_per_px)
+    window = crop_window(detections.xy_px[points].mean(axis=0), mm_per_px, target.crop_mm)
     second = engine.infer(crop(image, window))
     xy, visibility = detections.xy_px.copy(), vis.copy()
     inside = window.contains(second.xy_px)
-    for k in REFINED:
+    for k in points:
         xy[k] = window.to_frame(second.xy_px[k])
         shift_mm = float(np.hypot(*(xy[k] - detections.xy_px[k]))) * mm_per_px
         agree = bool(inside[k]) and shift_mm <= max_shift_mm
         visibility[k] = min(vis[k], second.visibility[k]) if agree else 0.0
     return dataclasses.replace(detections, xy_px=xy, visibility=visibility)
+
+
+@dataclasses.dataclass(frozen=True)
+class Refinement:
+    """A refinement model and the target it reads again."""
+
+    target: CropTarget
+    engine: InferenceEngine
+
+    def __call__(self, image: np.ndarray, detections: Detections, mm_per_px: float) -> Detections:
+        return refine(self.engine, image, detections, mm_per_px, target=self.target)

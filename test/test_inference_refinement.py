@@ -1,4 +1,4 @@
-"""The valve crop: its window in millimetres, its pixels, and the refinement's mapping back to the frame."""
+"""The refinement crops: their window in millimetres, their pixels, and the mapping back to the frame."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from tavi_perception.core.pipeline import shipped_model_path
 from tavi_perception.inference import create_engine
 from tavi_perception.inference.engines import Detections
-from tavi_perception.inference.valve_crop import CROP_MM, crop, crop_window, refine
+from tavi_perception.inference.refinement import CROP_MM, ROOT, VALVE, Refinement, crop, crop_window, refine
 from tavi_perception.keypoints import NUM_KEYPOINTS, Kp
 
 
@@ -149,3 +149,33 @@ def test_refine_with_a_real_onnx_session_reads_the_crop_of_the_frame():
     direct = engine.infer(crop(image, window))
     for k in (Kp.FE1, Kp.FE2):
         np.testing.assert_allclose(refined.xy_px[k], window.to_frame(direct.xy_px[k]))
+
+
+def test_the_root_target_reads_the_annulus_landmarks_again_in_its_own_crop_size():
+    first = _first_stage()
+    first.xy_px[[Kp.AA1, Kp.AA2, Kp.STJ1, Kp.STJ2]] = [(40.0, 70.0), (80.0, 70.0), (44.0, 30.0), (76.0, 30.0)]
+    second_xy = np.full((NUM_KEYPOINTS, 2), 5.0)
+    second_xy[Kp.AA1] = (3.0, 7.0)
+    engine = _FixedEngine(second_xy, np.full(NUM_KEYPOINTS, 0.8))
+    mm_per_px = ROOT.crop_mm / 20
+    refined = refine(engine, _gradient(), first, mm_per_px, max_shift_mm=1e3, target=ROOT)
+    window = crop_window(np.array([60.0, 50.0]), mm_per_px, ROOT.crop_mm)  # the four points' mean
+    assert engine.seen_shapes == [(20, 20)]
+    np.testing.assert_allclose(refined.xy_px[Kp.AA1], window.to_frame(second_xy[Kp.AA1]))
+    others = [k for k in range(NUM_KEYPOINTS) if k not in ROOT.points]
+    np.testing.assert_array_equal(refined.xy_px[others], first.xy_px[others])  # the frame edges kept
+
+
+def test_refinements_run_in_turn_each_on_its_own_points():
+    first = _first_stage()
+    second_xy = np.full((NUM_KEYPOINTS, 2), 5.0)
+    engine = _FixedEngine(second_xy, np.full(NUM_KEYPOINTS, 0.8))
+    refined = first
+    for refinement in (Refinement(VALVE, engine), Refinement(ROOT, engine)):
+        refined = refinement(_gradient(), refined, 0.5)
+    assert [shape[0] for shape in engine.seen_shapes] == [
+        round(VALVE.crop_mm / 0.5),
+        round(ROOT.crop_mm / 0.5),
+    ]
+    moved = np.flatnonzero(np.any(refined.xy_px != first.xy_px, axis=1))
+    assert set(moved) == set(VALVE.points) | set(ROOT.points)
