@@ -255,17 +255,23 @@ def test_a_region_of_interest_crops_a_screen_capture_and_keeps_input_pixels(tmp_
         assert float(screen_row["CT_y_px"]) == pytest.approx(float(plain_row["CT_y_px"]) + 20, abs=1e-5)
 
 
-def test_refine_reads_the_frame_edges_again_and_the_record_names_the_model(tmp_path: Path, capsys) -> None:
-    sim = ProcedureSimulator(0, image_size=256)
-    sim.place(DeliveryState(4.0, 15.0))  # the valve half out: both frame edges in every frame
-    cine = write_xa_cine(tmp_path / "valve.dcm", np.stack([sim.step().image for _ in range(4)]))
+def _plain_and_refined(capsys, tmp_path: Path, cine: Path, flag: str) -> dict[str, list[dict[str, str]]]:
+    """frames.csv rows of ``run`` over ``cine`` without and with ``flag`` (in ``plain/``, ``refined/``)."""
     rows = {}
-    for name, extra in (("plain", ()), ("refined", ("--refine",))):
+    for name, extra in (("plain", ()), ("refined", (flag,))):
         out = tmp_path / name
         code, _, _ = _run(capsys, str(cine), "--out", str(out), "--no-video", "--no-bag", *extra)
         assert code == 0
         with (out / "frames.csv").open() as f:
             rows[name] = list(csv.DictReader(f))
+    return rows
+
+
+def test_refine_reads_the_frame_edges_again_and_the_record_names_the_model(tmp_path: Path, capsys) -> None:
+    sim = ProcedureSimulator(0, image_size=256)
+    sim.place(DeliveryState(4.0, 15.0))  # the valve half out: both frame edges in every frame
+    cine = write_xa_cine(tmp_path / "valve.dcm", np.stack([sim.step().image for _ in range(4)]))
+    rows = _plain_and_refined(capsys, tmp_path, cine, "--refine")
     refined_record = json.loads((tmp_path / "refined" / "run.json").read_text())
     assert refined_record["refine_model"] == str(shipped_model_path(SHIPPED_REFINE_MODEL))
     assert json.loads((tmp_path / "plain" / "run.json").read_text())["refine_model"] is None
@@ -280,13 +286,7 @@ def test_refine_root_reads_the_annulus_landmarks_again_and_the_record_names_the_
     sim = ProcedureSimulator(0, image_size=256, contrast=ContrastSchedule((Injection(0.0, plateau_s=600.0),)))
     images = [f.image for f in (sim.step() for _ in range(40)) if f.contrast > 0.95][:4]
     cine = write_xa_cine(tmp_path / "contrast.dcm", np.stack(images))
-    rows = {}
-    for name, extra in (("plain", ()), ("refined", ("--refine-root",))):
-        out = tmp_path / name
-        code, _, _ = _run(capsys, str(cine), "--out", str(out), "--no-video", "--no-bag", *extra)
-        assert code == 0
-        with (out / "frames.csv").open() as f:
-            rows[name] = list(csv.DictReader(f))
+    rows = _plain_and_refined(capsys, tmp_path, cine, "--refine-root")
     refined_record = json.loads((tmp_path / "refined" / "run.json").read_text())
     assert refined_record["root_refine_model"] == str(shipped_model_path(SHIPPED_ROOT_REFINE_MODEL))
     assert json.loads((tmp_path / "plain" / "run.json").read_text())["root_refine_model"] is None
