@@ -31,7 +31,7 @@ from tavi_perception.core.pipeline import FrameResult, PerceptionPipeline, shipp
 from tavi_perception.evaluation.trials import SUCCESS_DEPTH_MM, SYMMETRIC_MM, sample_trial
 from tavi_perception.geometry.params import GeometryParams
 from tavi_perception.inference.engines import create_engine, file_sha256
-from tavi_perception.inference.refinement import ROOT, VALVE, Refinement
+from tavi_perception.inference.refinement import Refinement, create_refinements
 from tavi_perception.plan.obliquity import ViewCorrection
 from tavi_perception.plan.simulated import case_plan
 from tavi_perception.ros.simulator_node import command_schedule
@@ -135,11 +135,7 @@ def main() -> None:
     args = p.parse_args()
     model = args.model or shipped_model_path()
     engine = create_engine(model, threads=2)
-    refinements = tuple(
-        Refinement(target, create_engine(path, threads=2))
-        for target, path in ((VALVE, args.refine), (ROOT, args.refine_root))
-        if path is not None
-    )
+    refinements = tuple(create_refinements(args.refine, args.refine_root, threads=2))
     trials = []
     started = time.time()
     for i in range(args.trials):

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from tavi_perception.evaluation.metrics import compute_metrics, format_table, json_safe
 from tavi_perception.inference.engines import BACKENDS, create_engine
-from tavi_perception.inference.refinement import ROOT, VALVE, Refinement
+from tavi_perception.inference.refinement import create_refinements
 from tavi_perception.model.datasets import DatasetError, Sample, load_samples, read_image
 
 
@@ -46,11 +46,7 @@ def evaluate_model(
     the models at ``refine_path`` and ``refine_root_path`` when given (every sample then needs
     ``meta["mm_per_px"]``: ``ValueError`` otherwise)."""
     engine = create_engine(model_path, backend=backend, threads=threads)
-    refinements = [
-        Refinement(target, create_engine(path, backend=backend, threads=threads))
-        for target, path in ((VALVE, refine_path), (ROOT, refine_root_path))
-        if path is not None
-    ]
+    refinements = create_refinements(refine_path, refine_root_path, backend=backend, threads=threads)
     if refinements:
         unscaled = [s.image_path.name for s in samples if not s.meta.get("mm_per_px")]
         if unscaled:

@@ -11,17 +11,19 @@ whatever the detector's pixel size.
 
 :func:`crop_window` and :func:`crop` are the geometry (used by the training set and by inference alike);
 :func:`refine` runs a refinement engine on the crop and maps its points back to the frame;
-:class:`Refinement` is a model with its target, as the pipeline runs it.
+:class:`Refinement` is a model with its target, as the pipeline runs it; :func:`create_refinements`
+loads the ones whose model is given.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import cv2
 import numpy as np
 
-from tavi_perception.inference.engines import Detections, InferenceEngine
+from tavi_perception.inference.engines import Detections, InferenceEngine, create_engine
 from tavi_perception.keypoints import Kp
 
 
@@ -137,3 +139,15 @@ class Refinement:
 
     def __call__(self, image: np.ndarray, detections: Detections, mm_per_px: float) -> Detections:
         return refine(self.engine, image, detections, mm_per_px, target=self.target)
+
+
+def create_refinements(
+    valve_model: Path | None, root_model: Path | None, **engine_options
+) -> list[Refinement]:
+    """The refinements whose model is given, the valve's first (the order the pipeline runs them);
+    ``engine_options`` go to :func:`~tavi_perception.inference.engines.create_engine`."""
+    return [
+        Refinement(target, create_engine(path, **engine_options))
+        for target, path in ((VALVE, valve_model), (ROOT, root_model))
+        if path is not None
+    ]

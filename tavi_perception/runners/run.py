@@ -322,7 +322,7 @@ def main(argv: list[str]) -> int:
     args = _parser().parse_args(argv)
     from tavi_perception.geometry.params import GeometryParams
     from tavi_perception.inference.engines import create_engine
-    from tavi_perception.inference.refinement import ROOT, VALVE, Refinement
+    from tavi_perception.inference.refinement import create_refinements
 
     try:
         recording = open_recording(args.input, Overrides(mm_per_px=args.mm_per_px, fps=args.fps))
@@ -331,11 +331,7 @@ def main(argv: list[str]) -> int:
         engine = create_engine(model, threads=args.threads)
         refine_model = shipped_model_path(SHIPPED_REFINE_MODEL) if args.refine else None
         root_refine_model = shipped_model_path(SHIPPED_ROOT_REFINE_MODEL) if args.refine_root else None
-        refinements = [
-            Refinement(target, create_engine(path, threads=args.threads))
-            for target, path in ((VALVE, refine_model), (ROOT, root_refine_model))
-            if path is not None
-        ]
+        refinements = create_refinements(refine_model, root_refine_model, threads=args.threads)
         roi = RegionOfInterest(Box(*args.roi) if args.roi else None, auto=args.roi_auto)
         view = ViewCorrection(read_plan(args.plan) if args.plan else None, args.view_limit_deg)
         pipeline = PerceptionPipeline(
