@@ -18,8 +18,10 @@ from tavi_perception.model.train import main as train_main
 
 # Relative tolerance on the logged loss of each step. With the global-batch batch norm and global loss
 # denominators the two runs are the same computation summed in another order: step 1 agrees to ~1e-7,
-# and AdamW (which divides by the gradient's own magnitude) lets rounding grow to ~1e-4 by step 8.
-LOSS_RTOL = 1e-3
+# and AdamW (which divides by the gradient's own magnitude) lets rounding grow by step 8, by how much
+# depending on the CPU's kernels: ~1e-4 on one machine, 1.6e-3 on an AVX2 AMD EPYC. Without the gradient
+# averaging (DDP left out) the curves part by 0.95 % at the second step and 3.5 % at most.
+LOSS_RTOL = 5e-3
 
 
 @pytest.fixture(scope="module")
