@@ -19,6 +19,10 @@ frame at each side, as a clinician marks it) would read each edge, and how much 
 to case (the crown phase is fixed in a case, so no averaging over frames removes it): the floor under a
 frame-edge target redefined as the deepest visible point, with the ring's end derived from it.
 
+``--contrast`` renders every frame with the aortic root full of contrast (as on the loop's aortograms,
+where the frame edges are read through the filled root). Without it the frames follow the case's own
+timeline, whose first aortogram starts 0-0.8 s in and has barely begun over the five frames (0.27 s).
+
 ``--frames DIR`` measures the same on a rendered dataset's frames instead (a training set, to tell a
 gap in the data from a bias the network keeps on frames it was trained on): frames with the valve out
 and the hinge points and STJ labelled, grouped by their view's offset from the case's S-curve.
@@ -27,6 +31,9 @@ and the hinge points and STJ labelled, grouped by their view's offset from the c
         runs/stage8/model.onnx                     # -> bench/results/off_curve_depth_bias.json
     nice .venv/bin/python bench/off_curve_depth_bias.py --frames data/train_off7 \
         --out bench/results/off_curve_depth_bias_train_off7.json
+    nice .venv/bin/python bench/off_curve_depth_bias.py --renderer ct --trials 8 --offsets -15 15 \
+        --refine models/tavi_valve_refine.onnx --contrast \
+        --out bench/results/off_curve_depth_bias_ct_contrast.json
     nice .venv/bin/python bench/off_curve_depth_bias.py --model models/tavi_keypoints.onnx \
         runs/diag_offonly/model.onnx runs/diag_ctx4/model.onnx --trials 20 --offsets -15 -5 0 5 15 \
         --out bench/results/off_curve_depth_bias_mechanism.json
@@ -53,6 +60,7 @@ from tavi_perception.inference.refinement import refine
 from tavi_perception.keypoints import Kp
 from tavi_perception.model.datasets import load_coco_keypoints, read_image
 from tavi_perception.sim.carm import s_curve_cran_deg
+from tavi_perception.sim.contrast import ContrastSchedule, Injection
 from tavi_perception.sim.ct.simulator import create_simulator, simulation_case
 from tavi_perception.sim.delivery import LATTICE_POINTS_PER_STRUT, DeliveryRail, DeliveryState
 from tavi_perception.sim.phantom import RootGeometry
@@ -80,6 +88,8 @@ TILT_BINS_DEG = ((0.0, 6.0), (6.0, 10.0), (10.0, 14.0), (14.0, 90.0))
 # minor semi-axis. Binned by how much deeper the deepest tip within CROWN_NEAR_MM (across) is drawn:
 CROWN_NEAR_MM = 2.0
 CROWN_BINS_MM = ((-90.0, 0.25), (0.25, 0.75), (0.75, 1.5), (1.5, 90.0))
+# --contrast: the root full from before the first frame to long after the last
+FULL_ROOT = ContrastSchedule((Injection(-1.0, plateau_s=1.0e6),))
 
 
 def add_errors(
@@ -147,6 +157,7 @@ def case_depth_errors(
     distance_scale: float = 1.0,
     stent_columns: int | None = None,
     refine_engine=None,
+    contrast: bool = False,
 ) -> tuple[dict, float, list[float]]:
     """Per model and point group: detected minus true depth [mm] of every detected point; the angle
     [deg] of the delivery axis out of the image plane (+ = its ventricular end towards the detector); and
@@ -156,6 +167,7 @@ def case_depth_errors(
     less perspective: towards a parallel projection). ``stent_columns`` replaces the case's number of
     diamond cells around the frame (so of crown tips around the inflow ring; the cases have 12-15).
     ``refine_engine`` reads the frame edges again on the crop around each model's (``REFINED``).
+    ``contrast`` fills the root with contrast in every frame (``FULL_ROOT``).
     """
     case = simulation_case(renderer, case_seed, view_offset_deg=offset_deg)
     if distance_scale != 1.0:
@@ -168,7 +180,7 @@ def case_depth_errors(
         case = dataclasses.replace(
             case, devices=dataclasses.replace(case.devices, stent_columns=stent_columns)
         )
-    sim = create_simulator(renderer, case)
+    sim = create_simulator(renderer, case, contrast=FULL_ROOT if contrast else None)
     beam = case.imaging.view.axes()[0]
     axis_out_of_plane_deg = math.degrees(
         math.asin(float(DeliveryRail(RootGeometry(case.anatomy), case.devices).axis @ beam))
@@ -256,6 +268,24 @@ def dataset_depth_errors(folder: Path, engines: dict) -> dict:
             case = errors[name][bin_].setdefault(seed, {g: [] for g in GROUPS})
             add_errors(case, sample.xy_px, sample.visible, meta["mm_per_px"], engine.infer(image), True)
     return errors
+
+
+def frame_edges_by_case(seed: int, per_case: list[dict], engines: dict) -> dict:
+    """Per model and case (``"trial i, case S"``): the mean depth error [mm] of the frame edges, first
+    stage and refined (NaN where none was read), to tell the cases a loop fails on."""
+
+    def mean(values: list[float]) -> float:
+        return float(np.mean(values)) if values else math.nan
+
+    return {
+        name: {
+            f"trial {i}, case {sample_trial(seed, i).case_seed}": {
+                g: mean(case[name][g]) for g in ("fe", *REFINED)
+            }
+            for i, case in enumerate(per_case)
+        }
+        for name in engines
+    }
 
 
 def summary(per_case: list[dict]) -> dict:
@@ -357,10 +387,15 @@ def main() -> None:
         type=Path,
         help="valve-refinement model: read the frame edges again on a crop around each model's (fe_refined)",
     )
+    p.add_argument(
+        "--contrast",
+        action="store_true",
+        help="every frame with the aortic root full of contrast (default: the case's timeline, nearly none)",
+    )
     p.add_argument("--out", type=Path, default=Path("bench/results/off_curve_depth_bias.json"))
     args = p.parse_args()
-    if args.refine is not None and args.frames is not None:
-        p.error("--refine measures new cases; it does not apply to --frames")
+    if args.frames is not None and (args.refine is not None or args.contrast):
+        p.error("--refine and --contrast measure new cases; they do not apply to --frames")
     engines = {str(m): create_engine(m, threads=2) for m in args.model}
     refine_engine = create_engine(args.refine, threads=2) if args.refine is not None else None
     started = time.time()
@@ -369,6 +404,7 @@ def main() -> None:
         "renderer": args.renderer,
         "distance_scale": args.distance_scale,
         "stent_columns": args.stent_columns,
+        "contrast": args.contrast,
         "models": {str(m): file_sha256(m) for m in args.model},
         "refine_model": {str(args.refine): file_sha256(args.refine)} if args.refine is not None else None,
         "positions_tip_retraction_mm": POSITIONS,
@@ -387,6 +423,7 @@ def main() -> None:
     by_tilt: list[tuple[float, float, dict]] = []  # (offset, axis out of plane, errors per model)
     record["axis_out_of_plane_deg_mean"] = {}  # |delivery axis out of the image plane| per offset
     record["deepest_tip_reading"] = {}  # per offset, model-free (deepest_tip_reading)
+    record["frame_edges_by_case"] = {}  # per offset, model and case seed: mean FE depth error [mm]
     for offset in args.offsets:
         per_case, crown_per_case = [], []
         for i in range(args.trials):
@@ -399,12 +436,14 @@ def main() -> None:
                 args.distance_scale,
                 args.stent_columns,
                 refine_engine,
+                args.contrast,
             )
             per_case.append(errors)
             crown_per_case.append(crown_offsets_mm)
             by_tilt.append((offset, tilt_deg, errors))
         rows = {name: summary([c[name] for c in per_case]) for name in engines}
         record["offsets"][f"{offset:+g}"] = rows
+        record["frame_edges_by_case"][f"{offset:+g}"] = frame_edges_by_case(args.seed, per_case, engines)
         record["axis_out_of_plane_deg_mean"][f"{offset:+g}"] = float(
             np.mean([abs(t) for o, t, _ in by_tilt if o == offset])
         )
