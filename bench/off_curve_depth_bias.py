@@ -31,9 +31,9 @@ and the hinge points and STJ labelled, grouped by their view's offset from the c
         runs/stage8/model.onnx                     # -> bench/results/off_curve_depth_bias.json
     nice .venv/bin/python bench/off_curve_depth_bias.py --frames data/train_off7 \
         --out bench/results/off_curve_depth_bias_train_off7.json
-    nice .venv/bin/python bench/off_curve_depth_bias.py --renderer ct --trials 8 --offsets -15 15 \
+    nice .venv/bin/python bench/off_curve_depth_bias.py --renderer ct --seed 0 --trials 15 --offsets -15 15 \
         --refine models/tavi_valve_refine.onnx --contrast \
-        --out bench/results/off_curve_depth_bias_ct_contrast.json
+        --out bench/results/off_curve_depth_bias_ct_loop_cases_contrast.json
     nice .venv/bin/python bench/off_curve_depth_bias.py --model models/tavi_keypoints.onnx \
         runs/diag_offonly/model.onnx runs/diag_ctx4/model.onnx --trials 20 --offsets -15 -5 0 5 15 \
         --out bench/results/off_curve_depth_bias_mechanism.json
@@ -270,7 +270,7 @@ def dataset_depth_errors(folder: Path, engines: dict) -> dict:
     return errors
 
 
-def frame_edges_by_case(seed: int, per_case: list[dict], engines: dict) -> dict:
+def frame_edges_by_case(case_seeds: list[int], per_case: list[dict], engines: dict) -> dict:
     """Per model and case (``"trial i, case S"``): the mean depth error [mm] of the frame edges, first
     stage and refined (NaN where none was read), to tell the cases a loop fails on."""
 
@@ -279,10 +279,8 @@ def frame_edges_by_case(seed: int, per_case: list[dict], engines: dict) -> dict:
 
     return {
         name: {
-            f"trial {i}, case {sample_trial(seed, i).case_seed}": {
-                g: mean(case[name][g]) for g in ("fe", *REFINED)
-            }
-            for i, case in enumerate(per_case)
+            f"trial {i}, case {seed}": {g: mean(case[name][g]) for g in ("fe", *REFINED)}
+            for i, (seed, case) in enumerate(zip(case_seeds, per_case, strict=True))
         }
         for name in engines
     }
@@ -426,8 +424,8 @@ def main() -> None:
     record["frame_edges_by_case"] = {}  # per offset, model and case seed: mean FE depth error [mm]
     for offset in args.offsets:
         per_case, crown_per_case = [], []
-        for i in range(args.trials):
-            case_seed = sample_trial(args.seed, i).case_seed
+        case_seeds = [sample_trial(args.seed, i).case_seed for i in range(args.trials)]
+        for case_seed in case_seeds:
             errors, tilt_deg, crown_offsets_mm = case_depth_errors(
                 args.renderer,
                 case_seed,
@@ -443,7 +441,7 @@ def main() -> None:
             by_tilt.append((offset, tilt_deg, errors))
         rows = {name: summary([c[name] for c in per_case]) for name in engines}
         record["offsets"][f"{offset:+g}"] = rows
-        record["frame_edges_by_case"][f"{offset:+g}"] = frame_edges_by_case(args.seed, per_case, engines)
+        record["frame_edges_by_case"][f"{offset:+g}"] = frame_edges_by_case(case_seeds, per_case, engines)
         record["axis_out_of_plane_deg_mean"][f"{offset:+g}"] = float(
             np.mean([abs(t) for o, t, _ in by_tilt if o == offset])
         )
