@@ -19,6 +19,7 @@ from tavi_perception.evaluation.trials import (
     TrialSpec,
     corrupted_stamps,
     moves_while_invalid,
+    moves_while_invalid_by_kind,
     pedal_pressed,
     pedal_runs,
     plot_trials,
@@ -100,6 +101,16 @@ def test_moves_on_invalid_unknown_or_corrupted_guidance_are_counted_and_holds_ar
     assert moves_while_invalid([_cmd(0.0, steer=-0.5)], perceived, truth) == 1  # a steer is a move too
 
 
+def test_moves_while_invalid_are_split_into_invalid_corrupted_and_unrecorded_guidance() -> None:
+    perceived = [_row(0.0, -10.0, valid=False, reason="annulus: none"), _row(0.1, -9.0), _row(0.2, -8.0)]
+    truth = [_row(0.0, -10.0), _row(0.1, -9.0, valid=False, reason=FROZEN_REASON)]
+    truth.append(_row(0.2, -8.0, valid=False, reason=FROZEN_REASON))  # the frozen stretch's 2nd frame
+    commands = [_cmd(0.0, 0.5), _cmd(0.0, 0.5), _cmd(0.1, 1.0), _cmd(0.2, 0.5), _cmd(0.3, 0.5), _cmd(0.3)]
+    by_kind = moves_while_invalid_by_kind(commands, perceived, truth)
+    assert by_kind == {"invalid": 2, "corrupted": 1, "unrecorded": 1}
+    assert moves_while_invalid(commands, perceived, truth) == 4
+
+
 def test_the_first_frozen_frame_and_grabber_repeats_are_not_corrupted_but_later_frozen_frames_are() -> None:
     truth = [
         _row(0.0, -10.0),
@@ -172,6 +183,7 @@ def test_summary_rates_percentiles_and_per_fault_blocks(tmp_path: Path) -> None:
     assert s["depth_error_mm_mean"] == pytest.approx(np.mean([0.2, 0.9, 2.0, 0.5]))
     assert s["depth_error_mm_p95"] == pytest.approx(np.percentile([0.2, 0.9, 2.0, 0.5], 95))
     assert s["moves_while_invalid"] == 0
+    assert s["moves_while_invalid_by_kind"] == {"invalid": 0, "corrupted": 0, "unrecorded": 0}
     assert s["by_fault"]["none"]["success_rate"] == 1.0 and s["by_fault"]["frozen"]["success_rate"] == 0.5
     plot_trials(series, TARGET, TOL, str(tmp_path / "depth.png"))
     assert (tmp_path / "depth.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

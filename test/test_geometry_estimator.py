@@ -642,6 +642,36 @@ def test_the_plan_registered_on_the_detections_is_not_moved_by_one_misplaced_hin
     assert e.tip_depth_mm == pytest.approx(2.3, abs=0.01)
 
 
+def test_a_line_off_the_plan_is_taken_when_two_of_three_landmarks_agree_with_the_registered_shape() -> None:
+    xy = _scene()
+    turned = xy.copy()
+    turned[Kp.AA2] += (0.0, 12.0)  # 4.8 mm towards the ventricle: the line turns 11.3 deg, beyond 8 deg
+    plan = dataclasses.replace(_planned_shape(xy), landmark_tolerance_mm=2.0)
+    assert plan.agreeing_landmarks(turned, MM_PER_PX) == 2  # AA1 and the STJ centre, not AA2
+    est = _estimator()
+    est.planned_annulus = plan
+    e = est.update(0.0, _tracked(0.0, turned, lost=STENT), MM_PER_PX)
+    assert e.annulus_source == AnnulusSource.CONTRAST and e.valid
+    assert e.annulus_angle_deg == pytest.approx(0.0, abs=1e-9) and e.tip_depth_mm == pytest.approx(4.0)
+    est = _estimator()  # the line check alone (tolerance 0) does not take the frame
+    est.planned_annulus = dataclasses.replace(plan, landmark_tolerance_mm=0.0)
+    e = est.update(0.0, _tracked(0.0, turned, lost=STENT), MM_PER_PX)
+    assert not e.annulus_valid and "contrast annulus line +11.3 deg from the plan's" in e.annulus_reason
+
+
+def test_a_line_off_the_plan_with_two_landmarks_misplaced_apart_is_not_taken() -> None:
+    xy = _scene()
+    misplaced = xy.copy()
+    misplaced[Kp.AA2] += (0.0, 12.0)  # across the line
+    misplaced[[Kp.STJ1, Kp.STJ2]] += (15.0, 0.0)  # along it: 6 mm
+    plan = dataclasses.replace(_planned_shape(xy), landmark_tolerance_mm=2.0)
+    assert plan.agreeing_landmarks(misplaced, MM_PER_PX) == 1
+    assert plan.problem(11.3, misplaced, MM_PER_PX) is not None
+    assert plan.problem(7.0, misplaced, MM_PER_PX) is None  # within the line tolerance: taken as before
+    without_stj = dataclasses.replace(_planned_shape(xy, with_stj=False), landmark_tolerance_mm=2.0)
+    assert without_stj.agreeing_landmarks(xy, MM_PER_PX) == 0  # two landmarks cannot outvote each other
+
+
 def test_without_an_stj_in_the_plan_the_registered_line_runs_through_the_hinge_points_mean() -> None:
     xy = _scene()
     misplaced = xy.copy()

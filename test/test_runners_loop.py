@@ -75,7 +75,9 @@ def fault_trial(tmp_path_factory: pytest.TempPathFactory) -> FaultTrial:
 
 def test_a_trial_with_every_fault_holds_on_invalid_guidance_and_recovers(fault_trial: FaultTrial) -> None:
     result, recorder, logs = fault_trial.result, fault_trial.recorder, fault_trial.logs
-    assert result.moves_while_invalid == 0
+    moves = result.moves_while_invalid_by_kind
+    assert moves["invalid"] == moves["corrupted"] == 0, f"the controller moved on bad guidance: {moves}"
+    assert moves["unrecorded"] == 0, f"the recorder lost guidance the controller acted on: {moves}"
     first_ns = min(t.stamp_ns for t in recorder.truth)
     first_valid_ns = min(p.stamp_ns for p in recorder.perceived if p.valid)
     # nothing valid before the first aortogram (at 3 s; stamps of the truth, so a recorder that joined

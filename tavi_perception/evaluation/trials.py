@@ -23,6 +23,10 @@ Definitions (per trial; "truth" is the simulator's ground-truth guidance of each
 - ``moves_while_invalid``: commands that move an axis (not a hold, a speed above zero) while answering
   guidance that was invalid, unknown to the recorder, or for a frame the runner corrupted (an injected
   fault: such guidance must never be acted on, whatever perception said; :func:`corrupted_stamps`);
+  ``moves_while_invalid_by_kind`` splits them (:data:`MOVE_KINDS`): ``invalid`` (the controller moved on
+  guidance perception marked invalid), ``corrupted`` (perception marked a corrupted frame valid) and
+  ``unrecorded`` (the recorder never received the guidance answered: a measurement gap, not proof of a
+  fault either way);
 - ``wrong_valid_frames``: frames whose guidance was valid while its controlled depth was more than
   ``WRONG_DEPTH_MM`` from the truth of the same depth source (valid but wrong: what the validity checks
   missed);
@@ -55,6 +59,7 @@ SUCCESS_DEPTH_MM = 1.0  # [mm] |final depth error| for a successful implantation
 SYMMETRIC_MM = 2.0  # [mm] clinically symmetric frame-edge depths below this asymmetry
 WRONG_DEPTH_MM = 3.0  # [mm] a valid guidance this far from the truth counts as valid but wrong
 DONE_REASON = "deployment complete"  # the controller's hold reason once the deployment is complete
+MOVE_KINDS = ("invalid", "corrupted", "unrecorded")  # kinds of moves_while_invalid (module docstring)
 FAULT_PREFIX = "injected fault"  # invalid_reason of the truth guidance of a corrupted frame
 DROPPED_REASON = f"{FAULT_PREFIX}: frame dropped"
 FROZEN_REASON = f"{FAULT_PREFIX}: frozen image"
@@ -206,6 +211,7 @@ class TrialResult:
     time_to_target_s: float | None
     overshoot_mm: float | None
     moves_while_invalid: int
+    moves_while_invalid_by_kind: dict[str, int]
     wrong_valid_frames: int
     commands: int
     holds: int
@@ -241,20 +247,32 @@ def corrupted_stamps(truth: Sequence[GuidanceRow]) -> set[int]:
     return stamps
 
 
-def moves_while_invalid(
+def moves_while_invalid_by_kind(
     commands: Sequence[CommandRow], perceived: Sequence[GuidanceRow], truth: Sequence[GuidanceRow]
-) -> int:
-    """Moving commands that answer invalid, unknown or fault-corrupted guidance (module docstring)."""
+) -> dict[str, int]:
+    """Moving commands that answer unrecorded, invalid or fault-corrupted guidance, by kind
+    (:data:`MOVE_KINDS`, module docstring); a command counts once, under the first kind that applies."""
     perceived_by_stamp = {p.stamp_ns: p for p in perceived}
     corrupted = corrupted_stamps(truth)
-    count = 0
+    counts = dict.fromkeys(MOVE_KINDS, 0)
     for command in commands:
         if not _moves(command):
             continue
         answered = perceived_by_stamp.get(command.stamp_ns)
-        if answered is None or not answered.valid or command.stamp_ns in corrupted:
-            count += 1
-    return count
+        if answered is None:
+            counts["unrecorded"] += 1
+        elif not answered.valid:
+            counts["invalid"] += 1
+        elif command.stamp_ns in corrupted:
+            counts["corrupted"] += 1
+    return counts
+
+
+def moves_while_invalid(
+    commands: Sequence[CommandRow], perceived: Sequence[GuidanceRow], truth: Sequence[GuidanceRow]
+) -> int:
+    """Moving commands that answer invalid, unknown or fault-corrupted guidance (module docstring)."""
+    return sum(moves_while_invalid_by_kind(commands, perceived, truth).values())
 
 
 def wrong_valid_frames(perceived: Sequence[GuidanceRow], truth: Sequence[GuidanceRow]) -> int:
@@ -310,6 +328,7 @@ def trial_result(
         for t in truth
         if first_answer is not None and t.stamp_ns >= first_answer and t.stamp_ns not in injected | repeats
     ]
+    moves = moves_while_invalid_by_kind(commands, perceived, truth)
     return TrialResult(
         index=spec.index,
         case_seed=spec.case_seed,
@@ -325,7 +344,8 @@ def trial_result(
         final_deployment_fraction=final_fraction,
         time_to_target_s=time_to_target,
         overshoot_mm=overshoot,
-        moves_while_invalid=moves_while_invalid(commands, perceived, truth),
+        moves_while_invalid=sum(moves.values()),
+        moves_while_invalid_by_kind=moves,
         wrong_valid_frames=wrong_valid_frames(perceived, truth),
         commands=len(commands),
         holds=sum(c.hold for c in commands),
@@ -359,6 +379,9 @@ def summarize_trials(results: Sequence[TrialResult]) -> dict:
             "time_to_target_s_mean": float(np.mean(times)) if times else None,
             "overshoot_mm_max": max((r.overshoot_mm or 0.0 for r in rows), default=None),
             "moves_while_invalid": sum(r.moves_while_invalid for r in rows),
+            "moves_while_invalid_by_kind": {
+                k: sum(r.moves_while_invalid_by_kind[k] for r in rows) for k in MOVE_KINDS
+            },
             "wrong_valid_frames": sum(r.wrong_valid_frames for r in rows),
             "frames_dropped": sum(r.frames_dropped for r in rows),
         }

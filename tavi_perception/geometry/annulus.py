@@ -67,14 +67,34 @@ class PlannedAnnulus:
     tolerance_deg: float  # [deg] largest accepted difference of a measured line
     hinges_mm: np.ndarray | None = None  # (2, 2) image mm of the AA1- and AA2-side nadirs (AA1: smaller x)
     stj_mm: np.ndarray | None = None  # (2,) image mm of the STJ centre, when the plan has it
+    landmark_tolerance_mm: float = 0.0  # [mm] a landmark this close to its registered place agrees; 0: off
 
-    def problem(self, angle_deg: float) -> str | None:
+    def problem(
+        self, angle_deg: float, xy_px: np.ndarray | None = None, mm_per_px: float = math.nan
+    ) -> str | None:
         """Why a measured line at ``angle_deg`` [deg] disagrees with the plan, or None (also for NaN: no
-        line measured)."""
+        line measured).
+
+        With the frame's detections (``xy_px``), a line off the plan's is still accepted when two of the
+        three landmarks (AA1, AA2, STJ centre) lie within ``landmark_tolerance_mm`` of where
+        :meth:`register` places them: one misplaced hinge point turns the line, but the registration's
+        median does not follow it (:meth:`agreeing_landmarks`).
+        """
         off_deg = wrap_deg(angle_deg - self.angle_deg, 90.0)
         if not abs(off_deg) > self.tolerance_deg:
             return None
+        if xy_px is not None and self.agreeing_landmarks(xy_px, mm_per_px) >= 2:
+            return None
         return f"annulus line {off_deg:+.1f} deg from the plan's (tolerance {self.tolerance_deg:g} deg)"
+
+    def agreeing_landmarks(self, xy_px: np.ndarray, mm_per_px: float) -> int:
+        """How many of AA1, AA2 and the STJ centre lie within ``landmark_tolerance_mm`` of their places in
+        the registered shape; 0 without a shape with an STJ or with the check off (tolerance 0)."""
+        if self.hinges_mm is None or self.stj_mm is None or not self.landmark_tolerance_mm > 0.0:
+            return 0
+        _, shifts_px, shift_px = self._placement(xy_px, mm_per_px)
+        distances_mm = np.hypot(*(shifts_px - shift_px).T) * mm_per_px
+        return int(np.sum(distances_mm <= self.landmark_tolerance_mm))
 
     def register(self, xy_px: np.ndarray, mm_per_px: float) -> AnnulusFrame:
         """The annulus frame of the plan's shape placed on a frame's AA1, AA2 and STJ detections.
@@ -88,19 +108,27 @@ class PlannedAnnulus:
         """
         if self.hinges_mm is None:
             return annulus_frame_from_keypoints(xy_px)
+        hinges_px, _, shift_px = self._placement(xy_px, mm_per_px)
+        stj_mid_px = 0.5 * (xy_px[Kp.STJ1] + xy_px[Kp.STJ2])
+        return annulus_frame(hinges_px[0] + shift_px, hinges_px[1] + shift_px, stj_mid_px)
+
+    def _placement(self, xy_px: np.ndarray, mm_per_px: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(the plan's hinge points paired with AA1 and AA2 (2, 2), each landmark's shift from the plan's
+        shape (n, 2), their median shift (2,)), all in pixels (:meth:`register`)."""
+        assert self.hinges_mm is not None
         hinges_px = self.hinges_mm / mm_per_px
         detected = xy_px[[Kp.AA1, Kp.AA2]]
         if float((detected[1] - detected[0]) @ (hinges_px[1] - hinges_px[0])) < 0:
             hinges_px = hinges_px[::-1]  # a chord near the image vertical: the x order may differ
-        stj_mid_px = 0.5 * (xy_px[Kp.STJ1] + xy_px[Kp.STJ2])
         shifts = list(detected - hinges_px)
         if self.stj_mm is not None:
+            stj_mid_px = 0.5 * (xy_px[Kp.STJ1] + xy_px[Kp.STJ2])
             shifts.append(stj_mid_px - self.stj_mm / mm_per_px)
         along = hinges_px[1] - hinges_px[0]
         along /= np.hypot(*along)
         across = np.array([-along[1], along[0]])
         shift = sum(float(np.median([s @ axis for s in shifts])) * axis for axis in (along, across))
-        return annulus_frame(hinges_px[0] + shift, hinges_px[1] + shift, stj_mid_px)
+        return hinges_px, np.asarray(shifts), np.asarray(shift)
 
 
 @dataclass
@@ -182,7 +210,7 @@ class AnnulusTracker:
                 diameter_mm = float(np.hypot(*(xy[Kp.AA2] - xy[Kp.AA1]))) * usable.mm_per_px
                 contrast_problem = self._diameter_problem(diameter_mm)
                 if contrast_problem is None and planned is not None:
-                    off_plan = planned.problem(frame.angle_deg)
+                    off_plan = planned.problem(frame.angle_deg, xy, usable.mm_per_px)
                     contrast_problem = None if off_plan is None else f"contrast {off_plan}"
                     if contrast_problem is None:
                         frame = planned.register(xy, usable.mm_per_px)

@@ -31,7 +31,9 @@ the patient lying as in the CT) and the projected shape of the root (``hinges_im
 points, one of which an oblique view hides inside the contrast. A measured line more than
 ``annulus_tolerance_deg`` from the plan's means a detector error (seen in views far from the training
 views: 10-25° in steep cranial views) or a patient or C-arm that is not where the plan assumes; the
-annulus block does not take such a frame, and :meth:`ViewCorrection.apply` makes an estimate carrying
+annulus block does not take such a frame unless two of its three landmarks lie within
+``landmark_tolerance_mm`` of the registered shape (one misplaced hinge point turns the line, not the
+registration's median), and :meth:`ViewCorrection.apply` makes an estimate carrying
 such a line invalid (``INCONSISTENT``): for the pipeline's estimates, whose line is the registered plan,
 a second line of defence; for estimates made elsewhere, the check.
 """
@@ -153,6 +155,7 @@ class ViewCorrection:
     plan: AnnulusPlan | None
     limit_deg: float = 20.0
     annulus_tolerance_deg: float = 8.0  # [deg] measured vs planned annulus line in the image
+    landmark_tolerance_mm: float = 2.0  # [mm] a landmark vs its registered place (PlannedAnnulus.problem)
     # the last view's effect: the pipeline asks twice per frame and the angles rarely change
     _last: tuple[float, float, ViewEffect | str] | None = field(default=None, init=False, repr=False)
 
@@ -183,7 +186,11 @@ class ViewCorrection:
         if isinstance(effect, str) or effect.obliquity_deg > self.limit_deg:
             return None
         return PlannedAnnulus(
-            effect.annulus_angle_deg, self.annulus_tolerance_deg, effect.hinges_image_mm, effect.stj_image_mm
+            effect.annulus_angle_deg,
+            self.annulus_tolerance_deg,
+            effect.hinges_image_mm,
+            effect.stj_image_mm,
+            self.landmark_tolerance_mm,
         )
 
     def apply(

@@ -248,6 +248,14 @@ PARAMETERS: tuple[ParamSpec, ...] = (
         0.0,
         90.0,
     ),
+    ParamSpec(
+        "view_landmark_tolerance_mm",
+        2.0,
+        "[mm] a contrast line off the plan's is still taken when 2 of AA1, AA2, STJ lie this close to the "
+        "registered plan; 0: off",
+        0.0,
+        20.0,
+    ),
     # geometry (names and meanings of tavi_perception.geometry.estimator.GeometryParams)
     _dyn("target_depth_mm", _GEO.target_depth_mm, "[mm] target implantation depth", -20.0, 40.0),
     _dyn("depth_tolerance_mm", _GEO.depth_tolerance_mm, "[mm] half-width of the depth band", 0.0, 20.0),
@@ -423,6 +431,7 @@ class PerceptionNode(ManagedNode):
                 plan,
                 float(v["view_obliquity_limit_deg"]),  # type: ignore[arg-type]
                 float(v["view_annulus_tolerance_deg"]),  # type: ignore[arg-type]
+                float(v["view_landmark_tolerance_mm"]),  # type: ignore[arg-type]
             ),
             refinements,
         )

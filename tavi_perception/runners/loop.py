@@ -227,9 +227,11 @@ def _depth_series(recorder: LoopRecorder) -> tuple[np.ndarray, np.ndarray]:
 def _line(r: TrialResult) -> str:
     err = "-" if r.final_depth_error_mm is None else f"{r.final_depth_error_mm:+.2f} mm"
     asym = "-" if r.final_asymmetry_mm is None else f"{r.final_asymmetry_mm:.2f} mm"
+    kinds = ", ".join(f"{k} {n}" for k, n in r.moves_while_invalid_by_kind.items() if n)
+    moves = f"{r.moves_while_invalid} ({kinds})" if kinds else f"{r.moves_while_invalid}"
     return (
         f"trial {r.index:2d} [{r.fault}] case {r.case_seed}: {'success' if r.success else 'FAILURE'}, "
-        f"{r.ended}, final depth error {err}, asymmetry {asym}, moves while invalid {r.moves_while_invalid}, "
+        f"{r.ended}, final depth error {err}, asymmetry {asym}, moves while invalid {moves}, "
         f"dropped {r.frames_dropped} (+{r.frames_dropped_injected} injected)"
     )
 
