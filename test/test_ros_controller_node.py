@@ -3,6 +3,9 @@ guidance, acts on valid guidance, holds when it stops."""
 
 from __future__ import annotations
 
+import os
+import signal
+
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
 from lifecycle_msgs.msg import State, Transition
@@ -10,6 +13,7 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
+from rclpy.qos import QoSProfile
 from ros_graph import Probe
 from tavi_msgs.msg import Guidance, ManipulatorCommand
 
@@ -54,6 +58,23 @@ def test_controller_node_holds_on_invalid_guidance() -> None:
         pub = probe.node.create_publisher(Guidance, "guidance", 10)
         probe.node.create_timer(1 / 30, lambda: pub.publish(_guidance(-3.0, valid=False)))
         assert probe.spin_until(lambda: bool(commands) and "annulus LOST" in commands[-1].reason)
+        assert commands[-1].hold and commands[-1].advance_speed_mm_s == 0.0
+
+
+@pytest.mark.parametrize("interrupt", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_an_interrupted_controller_commands_a_hold_that_arrives_before_it_exits(interrupt: int) -> None:
+    with Probe() as probe:
+        node = probe.start(MODULE, ["-p", "rate_hz:=50.0"])
+        commands = probe.collect(ManipulatorCommand, "manipulator/command", QoSProfile(depth=1000))
+        pub = probe.node.create_publisher(Guidance, "guidance", 10)
+        probe.node.create_timer(1 / 30, lambda: pub.publish(_guidance(-3.0)))
+        assert probe.spin_until(lambda: bool(commands) and commands[-1].advance_speed_mm_s > 0.0)
+
+        os.killpg(node.proc.pid, interrupt)
+        code, output = node.wait(timeout_s=30)
+        assert code == 0, output
+        # the process is gone: its last command is already in this subscriber's queue, not still on its way
+        assert probe.spin_until(lambda: commands[-1].reason == "controller deactivated", 5, watch=[]), output
         assert commands[-1].hold and commands[-1].advance_speed_mm_s == 0.0
 
 

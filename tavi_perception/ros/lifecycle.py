@@ -9,6 +9,13 @@ Each node declares :data:`AUTOSTART`: true (the default) makes the process confi
 itself, so ``ros2 run``, the launch files and the ``demo``/``loop`` runners start a working node with no
 manager; false leaves it unconfigured, waiting for transitions.
 
+An interrupt (SIGINT, SIGTERM) shuts the node down through its lifecycle *shutdown* transition while the
+ROS context is still valid, so its last words go out: the controller's hold command, and every reliable
+message already published. rclpy's own signal handler would invalidate the context first, and a
+subscriber that the scheduler had not run meanwhile (a busy recorder, a loaded controller) would never
+receive the messages the exiting process had published last. *deactivate* and *shutdown* therefore wait,
+up to :data:`FLUSH_TIMEOUT_S`, until every subscriber has acknowledged what the node published.
+
 Exit codes of :func:`run`: 0 after an interrupt or an external shutdown, 1 when an autostart
 transition fails, 2 when a parameter is invalid (the message names it).
 """
@@ -16,12 +23,16 @@ transition fails, 2 when a parameter is invalid (the message names it).
 from __future__ import annotations
 
 import abc
+import signal
 import sys
+import time
 from collections.abc import Callable
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
+from rclpy.duration import Duration
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.signals import SignalHandlerOptions
 from rclpy.timer import Timer
 
 from tavi_perception.ros.params import ParamSpec
@@ -33,6 +44,11 @@ AUTOSTART = ParamSpec(
 EXIT_OK = 0
 EXIT_TRANSITION_FAILED = 1
 EXIT_BAD_PARAMETERS = 2
+
+# [s] how long deactivate/shutdown wait for subscribers to acknowledge what was published; Fast DDS asks
+# for acknowledgements with a heartbeat every 3 s, so a shorter wait would give up on a healthy subscriber
+FLUSH_TIMEOUT_S = 4.0
+SIGNAL_POLL_S = 0.1  # [s] longest spin between checks for a pending interrupt
 
 
 class ManagedNode(LifecycleNode, abc.ABC):
@@ -64,8 +80,19 @@ class ManagedNode(LifecycleNode, abc.ABC):
                 self.destroy_subscription(entity)
             setattr(self, attribute, None)
 
+    def _flush(self, timeout_s: float = FLUSH_TIMEOUT_S) -> None:
+        """Wait until every subscriber acknowledged what this node published (reliable topics), at most
+        ``timeout_s`` in all: a subscriber that went away must not hold the node's exit."""
+        deadline_s = time.monotonic() + timeout_s
+        for pub in list(self.publishers):
+            left_s = deadline_s - time.monotonic()
+            if left_s <= 0.0 or not pub.wait_for_all_acked(Duration(seconds=left_s)):
+                self.get_logger().warning(f"{pub.topic_name}: not acknowledged within {timeout_s:.0f} s")
+                return
+
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop()
+        self._flush()
         return super().on_deactivate(state)
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -74,6 +101,7 @@ class ManagedNode(LifecycleNode, abc.ABC):
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop()
+        self._flush()
         self._release()
         return TransitionCallbackReturn.SUCCESS
 
@@ -96,7 +124,8 @@ def run(factory: Callable[[], LifecycleNode], name: str, argv: list[str] | None 
     ``factory`` constructs the node (raising ``ValueError`` on invalid parameters); ``name`` prefixes
     the messages on stderr.
     """
-    rclpy.init(args=sys.argv if argv is None else argv)
+    rclpy.init(args=sys.argv if argv is None else argv, signal_handler_options=SignalHandlerOptions.NO)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM, like SIGINT: KeyboardInterrupt
     try:
         node = factory()
     except ValueError as err:
@@ -107,13 +136,32 @@ def run(factory: Callable[[], LifecycleNode], name: str, argv: list[str] | None 
     try:
         if node.get_parameter(AUTOSTART.name).value:
             autostart(node)
-        rclpy.spin(node)
+        _spin(node)
     except TransitionError as err:
         print(f"{name}: {err}", file=sys.stderr)
         code = EXIT_TRANSITION_FAILED
     except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        if rclpy.ok():
+            _shut_down(node, name)
     finally:
         node.destroy_node()
         rclpy.try_shutdown()
     return code
+
+
+def _shut_down(node: LifecycleNode, name: str) -> None:
+    """The *shutdown* transition after an interrupt (stop, flush, release); an interrupt in the middle of
+    another transition leaves none to take, and the process exits without it."""
+    try:
+        node.trigger_shutdown()
+    except Exception as err:  # rclpy raises a plain Exception for a transition the state forbids
+        print(f"{name}: no clean shutdown after the interrupt: {err}", file=sys.stderr)
+
+
+def _spin(node: LifecycleNode) -> None:
+    """Spin until the context shuts down; returning to Python every :data:`SIGNAL_POLL_S` lets an
+    interrupt raise ``KeyboardInterrupt`` here rather than wait for the next message."""
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    while rclpy.ok():
+        executor.spin_once(timeout_sec=SIGNAL_POLL_S)
