@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from diagnostic_msgs.msg import DiagnosticArray
@@ -13,13 +16,17 @@ from lifecycle_msgs.srv import ChangeState, GetState
 from rcl_interfaces.msg import Parameter as ParameterMsg
 from rcl_interfaces.msg import ParameterType, ParameterValue
 from rcl_interfaces.srv import SetParameters
-from rclpy.qos import QoSProfile
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from ros_graph import Probe
 from tavi_msgs.msg import Guidance, ManipulatorCommand
 
 pytestmark = pytest.mark.ros
 
 MODULE = "tavi_perception.ros.controller_node"
+RELAY_NODE = Path(__file__).parent / "nodes" / "command_relay.py"
+LATCHED = QoSProfile(
+    depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
+)
 
 
 def _guidance(depth_error_mm: float, *, valid: bool = True) -> Guidance:
@@ -76,6 +83,32 @@ def test_an_interrupted_controller_commands_a_hold_that_arrives_before_it_exits(
         # the process is gone: its last command is already in this subscriber's queue, not still on its way
         assert probe.spin_until(lambda: commands[-1].reason == "controller deactivated", 5, watch=[]), output
         assert commands[-1].hold and commands[-1].advance_speed_mm_s == 0.0
+
+
+def test_a_stopping_controller_waits_until_a_subscriber_that_was_not_running_has_its_hold() -> None:
+    """The relay process is frozen (SIGSTOP) while the controller shuts down: the controller's last command
+    reaches it only because the controller waits for the acknowledgement before it exits."""
+    relay = subprocess.Popen([sys.executable, str(RELAY_NODE)], env=dict(os.environ), start_new_session=True)
+    try:
+        with Probe() as probe:
+            controller = probe.start(MODULE, ["-p", "rate_hz:=50.0"])
+            relayed = probe.collect(ManipulatorCommand, "manipulator/command_relayed", LATCHED)
+            assert probe.spin_until(lambda: len(relayed) > 0, 60), "the relay passed on no command"
+
+            os.kill(relay.pid, signal.SIGSTOP)
+            os.killpg(controller.proc.pid, signal.SIGINT)
+            # resume the relay once the controller has exited, or after 1.5 s while it waits (at most 4 s)
+            probe.spin_until(lambda: not controller.alive(), 1.5, watch=[])
+            os.kill(relay.pid, signal.SIGCONT)
+            code, output = controller.wait(timeout_s=30)
+            assert code == 0, output
+            assert probe.spin_until(lambda: relayed[-1].reason == "controller deactivated", 10, watch=[]), (
+                f"the frozen subscriber never got the hold; last: {relayed[-1].reason!r}"
+            )
+    finally:
+        os.kill(relay.pid, signal.SIGCONT)
+        relay.send_signal(signal.SIGINT)
+        relay.wait(timeout=15)
 
 
 def test_controller_node_refuses_out_of_range_parameters_with_a_clear_error() -> None:
