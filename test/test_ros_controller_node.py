@@ -23,7 +23,7 @@ from tavi_msgs.msg import Guidance, ManipulatorCommand
 pytestmark = pytest.mark.ros
 
 MODULE = "tavi_perception.ros.controller_node"
-RELAY_NODE = Path(__file__).parent / "nodes" / "command_relay.py"
+RELAY_NODE = Path(__file__).parent / "nodes" / "relay.py"
 LATCHED = QoSProfile(
     depth=1000, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
@@ -88,7 +88,14 @@ def test_an_interrupted_controller_commands_a_hold_that_arrives_before_it_exits(
 def test_a_stopping_controller_waits_until_a_subscriber_that_was_not_running_has_its_hold() -> None:
     """The relay process is frozen (SIGSTOP) while the controller shuts down: the controller's last command
     reaches it only because the controller waits for the acknowledgement before it exits."""
-    relay = subprocess.Popen([sys.executable, str(RELAY_NODE)], env=dict(os.environ), start_new_session=True)
+    relay_cmd = [
+        sys.executable,
+        str(RELAY_NODE),
+        "ManipulatorCommand",
+        "manipulator/command",
+        "manipulator/command_relayed",
+    ]
+    relay = subprocess.Popen(relay_cmd, env=dict(os.environ), start_new_session=True)
     try:
         with Probe() as probe:
             controller = probe.start(MODULE, ["-p", "rate_hz:=50.0"])

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.ros
 LATCHED = QoSProfile(
     depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL
 )
-ECHO_NODE = Path(__file__).parent / "nodes" / "guidance_echo.py"
+RELAY_NODE = Path(__file__).parent / "nodes" / "relay.py"
 
 
 def _guidance() -> Guidance:
@@ -49,7 +49,8 @@ def _guidance() -> Guidance:
 
 
 def test_guidance_message_crosses_processes_unchanged() -> None:
-    echo = subprocess.Popen([sys.executable, str(ECHO_NODE)], env=dict(os.environ), start_new_session=True)
+    relay = [sys.executable, str(RELAY_NODE), "Guidance", "guidance_in", "guidance_out", "--latched-in"]
+    echo = subprocess.Popen(relay, env=dict(os.environ), start_new_session=True)
     rclpy.init()
     node = rclpy.create_node("guidance_cross_process_test")
     executor = SingleThreadedExecutor()
