@@ -153,7 +153,12 @@ def trial_physics(spec: TrialSpec, physics: str) -> dict[str, dict[str, float]]:
 
 
 class _Restart:
-    """Stops the perception node at ``restart_at_s`` (image time) and starts it again ``down_s`` later."""
+    """Interrupts the perception node at ``restart_at_s`` (image time) and starts another ``down_s`` later.
+
+    The interrupted node stops taking frames at once but may take seconds to exit: it waits until its
+    subscribers acknowledge its last messages (:mod:`tavi_perception.ros.lifecycle`). The runner neither
+    waits for that nor counts it as down time; the end of the trial reaps the process.
+    """
 
     def __init__(self, spec: TrialSpec, perception: NodeSpec, procs: NodeProcesses) -> None:
         self.at_s = spec.restart_at_s
@@ -172,7 +177,7 @@ class _Restart:
         if self.done:
             return
         if self.stopped_at is None and elapsed_s >= self.at_s:
-            self.procs.stop([PERCEPTION])
+            self.procs.interrupt([PERCEPTION])
             self.stopped_at = time.monotonic()
         elif self.stopped_at is not None and time.monotonic() - self.stopped_at >= self.down_s:
             self.procs.start(self.restarted)

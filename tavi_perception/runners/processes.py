@@ -112,12 +112,17 @@ class NodeProcesses:
     def log_tail(self, name: str, lines: int = 15) -> str:
         return "\n".join((self.log_dir / f"{name}.log").read_text().splitlines()[-lines:])
 
+    def interrupt(self, names: list[str]) -> None:
+        """SIGINT the named processes and return at once: each shuts down (and flushes) on its own."""
+        for name in names:
+            if self.procs[name].poll() is None:
+                os.killpg(self.procs[name].pid, signal.SIGINT)
+
     def stop(self, names: list[str] | None = None, timeout_s: float = 10.0) -> None:
         """Interrupt the named processes (default: all), SIGKILL after ``timeout_s``, and wait for them."""
-        procs = [self.procs[n] for n in names] if names is not None else list(self.procs.values())
-        for proc in procs:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGINT)
+        names = list(self.procs) if names is None else names
+        self.interrupt(names)
+        procs = [self.procs[n] for n in names]
         for proc in procs:
             try:
                 proc.wait(timeout=timeout_s)
